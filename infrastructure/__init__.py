@@ -1,0 +1,1 @@
+"""Where SageBuild runs: ``local`` (the embedded engine) and ``aws`` (CloudFormation)."""

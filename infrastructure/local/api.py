@@ -1,0 +1,167 @@
+"""The engine's HTTP API on 127.0.0.1: how the CLI, the notebook client and the skill reach it.
+
+Routes (JSON in, JSON out; errors are ``{"error": {"type", "message"}}``):
+
+    GET  /v1/health                      {"status": "ok", "pid"}
+    GET  /v1/builds?limit=N              {"builds": [Build...]}   newest first
+    POST /v1/builds                      {"reason", "source"?, "hyperparameters"?} -> 201 Build
+    GET  /v1/builds/{ref}                Build                    ref: number, id or "latest"
+    POST /v1/builds/{ref}/stop           Build                    ref may be "current"
+    GET  /v1/builds/{ref}/logs?offset=K  {"text", "next_offset", "complete"}
+    GET  /v1/builds/{ref}/history        {"events": [...]}        execution history
+    GET  /v1/endpoints                   {"endpoints": [EndpointInfo...]}
+
+Status codes: 400 bad request or config, 404 not found, 409 conflict (already running,
+nothing to stop), 500 anything else.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from lambda_pipeline.errors import (AlreadyRunning, ConfigError, NothingToStop, NotFound,
+                                    SageBuildError)
+
+from .builds import EngineBuilds
+
+__all__ = ["ApiServer"]
+
+logger = logging.getLogger(__name__)
+_MAX_BODY = 1 << 20
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _status_of(exc: Exception) -> int:
+    if isinstance(exc, (_BadRequest, ConfigError)):
+        return 400
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, (AlreadyRunning, NothingToStop)):
+        return 409
+    return 500
+
+
+class ApiServer:
+    """Serves :class:`EngineBuilds` over HTTP in a background thread."""
+
+    def __init__(self, builds: EngineBuilds, port: int = 0) -> None:
+        self._builds = builds
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="engine-api", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def route(self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> tuple[int, Any]:
+        """Dispatch one request; returns (status, JSON-able body). Raises domain errors."""
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] != ["v1"]:
+            raise NotFound(f"no route {path}: the API lives under /v1")
+        parts = parts[1:]
+        b = self._builds
+        if method == "GET" and parts == ["health"]:
+            return 200, {"status": "ok", "pid": os.getpid()}
+        if parts == ["builds"]:
+            if method == "GET":
+                limit = _int(query.get("limit", ["20"])[0], "limit")
+                return 200, {"builds": [x.to_dict() for x in b.list(limit)]}
+            if method == "POST":
+                hps = body.get("hyperparameters") or {}
+                build = b.start(reason=str(body.get("reason") or ""), source=str(body.get("source") or "api"),
+                                hyperparameters=hps)
+                return 201, build.to_dict()
+        if len(parts) >= 2 and parts[0] == "builds":
+            ref: str | None = None if parts[1] in ("latest", "current") else parts[1]
+            if len(parts) == 2 and method == "GET":
+                return 200, b.get(ref).to_dict()
+            if parts[2:] == ["stop"] and method == "POST":
+                return 200, b.stop(ref).to_dict()
+            if parts[2:] == ["logs"] and method == "GET":
+                chunk = b.logs(ref, _int(query.get("offset", ["0"])[0], "offset"))
+                return 200, {"text": chunk.text, "next_offset": chunk.next_offset, "complete": chunk.complete}
+            if parts[2:] == ["history"] and method == "GET":
+                return 200, {"events": b.history(ref)}
+        if parts == ["endpoints"] and method == "GET":
+            return 200, {"endpoints": [e.to_dict() for e in b.endpoints()]}
+        raise NotFound(f"no route {method} {path}")
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                logger.debug("api " + fmt, *args)
+
+            def _serve(self, method: str) -> None:
+                url = urlparse(self.path)
+                try:
+                    body = self._body() if method == "POST" else {}
+                    status, payload = api.route(method, url.path, parse_qs(url.query), body)
+                except Exception as exc:  # every error is an answer, never a dropped connection
+                    status = _status_of(exc)
+                    if status == 500 and not isinstance(exc, SageBuildError):
+                        logger.exception("API request failed")
+                    payload = {"error": {"type": type(exc).__name__ if not isinstance(exc, _BadRequest)
+                                         else "BadRequest", "message": str(exc)}}
+                data = json.dumps(payload, default=str).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self) -> dict[str, Any]:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > _MAX_BODY:
+                    raise _BadRequest("request body too large")
+                raw = self.rfile.read(length) if length else b"{}"
+                try:
+                    body = json.loads(raw or b"{}")
+                except json.JSONDecodeError as exc:
+                    raise _BadRequest(f"request body is not JSON: {exc.msg}") from exc
+                if not isinstance(body, dict):
+                    raise _BadRequest("request body must be a JSON object")
+                return body
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+        return Handler
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _BadRequest(f"{name} must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise _BadRequest(f"{name} must not be negative")
+    return value

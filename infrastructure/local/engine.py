@@ -1,0 +1,143 @@
+"""moto's Step Functions interpreter, in process, with Lambda tasks bound to step handlers.
+
+THE SEAM (the one place SageBuild touches moto internals; moto is pinned to 5.2.5):
+with ``lambda.use_docker = false`` moto routes every Lambda invoke the interpreter makes to
+``moto.awslambda_simple.models.LambdaSimpleBackend.invoke``. We replace that method with a
+dispatcher that maps the function name in the Task's ARN (``sagebuild-<task>``) to
+``HANDLERS[task]`` and runs it in the interpreter's thread. An exception becomes a Lambda
+function error whose ``errorType`` is the exception's class name, so Retry/Catch match on it
+exactly as on AWS. ``tests/functional/test_engine_seam.py`` guards this.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+import uuid
+from typing import Any, Callable
+
+import boto3
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from lambda_pipeline.definition import FUNCTION_PREFIX, LOCAL_ACCOUNT, LOCAL_REGION
+from lambda_pipeline.errors import SageBuildError
+
+__all__ = ["Engine", "LambdaContext"]
+
+logger = logging.getLogger(__name__)
+Handler = Callable[[dict[str, Any], Any], Any]
+
+# moto logs every failed execution with a dump of the state tree; our ledger says it better.
+for _name in ("moto.stepfunctions.parser", "moto.stepfunctions"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
+
+_MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/sagebuild-local"
+_active: "Engine | None" = None
+_original_invoke = LambdaSimpleBackend.invoke
+
+
+class LambdaContext:
+    """The parts of a Lambda context handlers may read."""
+
+    def __init__(self, function_name: str, timeout_seconds: int = 300) -> None:
+        self.function_name = function_name
+        self.aws_request_id = uuid.uuid4().hex
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _dispatch(backend: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
+              response_headers: Any) -> bytes:
+    engine = _active
+    if engine is None:
+        return _original_invoke(backend, function_name, qualifier, body, headers, response_headers)
+    return engine._invoke(function_name, body, response_headers)
+
+
+class Engine:
+    """Runs ASL state machines locally. One per process (the seam is process-wide).
+
+    Args:
+        handlers: task name -> handler, e.g. ``{"initialize": initialize}``.
+    """
+
+    def __init__(self, handlers: dict[str, Handler]) -> None:
+        global _active
+        if _active is not None:
+            raise SageBuildError("an engine is already running in this process")
+        self._handlers = handlers
+        self._mock = mock_aws(config=_MOTO_CONFIG)
+        self._mock.start()
+        LambdaSimpleBackend.invoke = _dispatch  # type: ignore[method-assign]
+        _active = self
+        self._sfn = boto3.client("stepfunctions", region_name=LOCAL_REGION, aws_access_key_id="local",
+                                 aws_secret_access_key="local")
+        self._lock = threading.RLock()
+        self.invocations = 0
+
+    # -- state machines and executions ----------------------------------------------------
+    def ensure_state_machine(self, name: str, definition: dict[str, Any]) -> str:
+        """Create the state machine, or update it if the definition changed. Returns its ARN."""
+        text = json.dumps(definition)
+        with self._lock:
+            for sm in self._sfn.list_state_machines()["stateMachines"]:
+                if sm["name"] == name:
+                    arn = sm["stateMachineArn"]
+                    if self._sfn.describe_state_machine(stateMachineArn=arn)["definition"] != text:
+                        self._sfn.update_state_machine(stateMachineArn=arn, definition=text)
+                    return arn
+            return self._sfn.create_state_machine(name=name, definition=text, roleArn=_ROLE)["stateMachineArn"]
+
+    def start(self, state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:
+        with self._lock:
+            return self._sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
+                                             input=json.dumps(payload))["executionArn"]
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        with self._lock:
+            self._sfn.stop_execution(executionArn=execution_arn, error="Stopped", cause=cause[:256])
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        with self._lock:
+            return self._sfn.describe_execution(executionArn=execution_arn)
+
+    def list(self, state_machine_arn: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._sfn.get_execution_history(executionArn=execution_arn)["events"]
+
+    def close(self) -> None:
+        global _active
+        LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]
+        _active = None
+        self._mock.stop()
+
+    # -- the seam -------------------------------------------------------------------------
+    def _invoke(self, function_name: str, body: Any, response_headers: Any) -> bytes:
+        short = function_name.split(":")[-1]
+        task = short[len(FUNCTION_PREFIX):] if short.startswith(FUNCTION_PREFIX) else short
+        handler = self._handlers.get(task)
+        self.invocations += 1
+        if handler is None:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": "HandlerNotFound",
+                               "errorMessage": f"no local handler for Lambda function {short!r}"}).encode()
+        try:
+            event = json.loads(body) if body else {}
+            result = handler(event, LambdaContext(short))
+            return json.dumps(result).encode()
+        except Exception as exc:  # becomes a Lambda function error, as on AWS
+            if not isinstance(exc, SageBuildError):
+                logger.error("step handler crashed", exc_info=True, extra={"task": task})
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
+                               "stackTrace": traceback.format_exception(exc)[-5:]}).encode()

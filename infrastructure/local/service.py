@@ -1,0 +1,140 @@
+"""Wires the local mode for one project: state folder, adapters, engine, builds, API.
+
+State lives in ``<project>/.sagebuild/``: ``ledger.db`` (SQLite, WAL: builds, registry,
+training jobs, endpoints), ``artifacts/``, ``jobs/`` (per-job work folders and logs),
+``endpoints/`` (unpacked models, server logs), ``engine.json`` (pid and API address of the
+running engine) and ``engine.lock`` (one engine per project).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from lambda_pipeline import runtime
+from lambda_pipeline.adapters.local import (ConsoleNotifier, FileConfigStore, LocalArtifactStore,
+                                            LocalHostingPlatform, LocalTrainingPlatform, SqliteLedger)
+from lambda_pipeline.adapters.local.source import ProjectSourceStore
+from lambda_pipeline.errors import SageBuildError
+from lambda_pipeline.ports import Ports
+from lambda_pipeline.steps import HANDLERS
+
+from .api import ApiServer
+from .builds import EngineBuilds
+from .engine import Engine
+
+__all__ = ["LocalService", "StatePaths"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    """Where a project's local state lives."""
+
+    project: Path
+
+    @property
+    def root(self) -> Path:
+        return self.project / ".sagebuild"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.db"
+
+    @property
+    def engine_file(self) -> Path:
+        return self.root / "engine.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "engine.lock"
+
+    @classmethod
+    def of(cls, project_dir: str | os.PathLike[str]) -> "StatePaths":
+        return cls(Path(project_dir).resolve())
+
+
+class LocalService:
+    """The whole local mode of one project, in this process.
+
+    Args:
+        project_dir: folder holding ``sagebuild.json``.
+        api_port: port of the HTTP API on 127.0.0.1 (0 picks a free one).
+        notify: where console notifications go (a line at a time).
+        grace_seconds: SIGTERM-to-SIGKILL grace for training jobs.
+    """
+
+    def __init__(self, project_dir: str, api_port: int = 0, notify: Callable[[str], None] | None = None,
+                 grace_seconds: float = 5.0) -> None:
+        self.paths = StatePaths.of(project_dir)
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = open(self.paths.lock_file, "w")
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            raise SageBuildError(f"another engine is already running for {self.paths.project} "
+                                 f"(see {self.paths.engine_file})") from None
+        db = str(self.paths.ledger)
+        artifacts = LocalArtifactStore(str(self.paths.root / "artifacts"))
+        self.notifier = ConsoleNotifier(notify)
+        self.ports = Ports(
+            config=FileConfigStore(str(self.paths.project)),
+            ledger=SqliteLedger(db),
+            artifacts=artifacts,
+            training=LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
+                                           grace_seconds=grace_seconds),
+            hosting=LocalHostingPlatform(str(self.paths.root / "endpoints"), db, artifacts, python=sys.executable),
+            notifier=self.notifier,
+            source=ProjectSourceStore(str(self.paths.project), artifacts),
+        )
+        runtime.install(self.ports)
+        self.engine = Engine(HANDLERS)
+        self.builds = EngineBuilds(self.engine, self.ports)
+        self.api = ApiServer(self.builds, port=api_port)
+        self._started = False
+
+    def start(self) -> dict[str, Any]:
+        """Recover what a dead engine left, restore endpoints, serve the API. Returns engine info."""
+        interrupted = self.builds.recover()
+        killed = self.ports.training.recover()  # type: ignore[attr-defined]
+        restored = self.ports.hosting.restore()  # type: ignore[attr-defined]
+        self.api.start()
+        self.builds.start_monitor()
+        info = {"pid": os.getpid(), "url": self.api.url, "port": self.api.port, "started_at": time.time(),
+                "project": str(self.paths.project)}
+        tmp = self.paths.engine_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        os.replace(tmp, self.paths.engine_file)
+        self._started = True
+        info.update(interrupted=[b.number for b in interrupted], killed_jobs=killed, endpoints=restored)
+        return info
+
+    def close(self) -> None:
+        """Stop builds (recorded as interrupted), endpoints and the API; release the project."""
+        try:
+            self.builds.shutdown()
+            self.api.stop()
+            self.ports.training.shutdown()  # type: ignore[attr-defined]
+            self.ports.hosting.shutdown()  # type: ignore[attr-defined]
+        finally:
+            self.engine.close()
+            runtime.uninstall()
+            if self._started:
+                self.paths.engine_file.unlink(missing_ok=True)
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+
+    def __enter__(self) -> "LocalService":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Adapters for the ports in :mod:`lambda_pipeline.ports`: ``local`` and ``aws``."""

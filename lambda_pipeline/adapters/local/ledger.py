@@ -1,0 +1,183 @@
+"""The build ledger and model registry in SQLite: the durable truth of the local mode."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Callable
+
+from ...errors import BuildNotFound
+from ...model import Build, BuildStatus, StepRecord
+from .db import Database
+
+__all__ = ["SqliteLedger"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS builds (
+  id TEXT PRIMARY KEY, number INTEGER UNIQUE NOT NULL, pipeline TEXT NOT NULL,
+  status TEXT NOT NULL, trigger_source TEXT NOT NULL, reason TEXT NOT NULL,
+  created_at REAL NOT NULL, version TEXT, started_at REAL, ended_at REAL,
+  current_step TEXT, failed_step TEXT, failure_reason TEXT, error_type TEXT,
+  metrics TEXT NOT NULL DEFAULT '{}', hyperparameters TEXT NOT NULL DEFAULT '{}', config TEXT,
+  training_job TEXT, model_artifact TEXT, endpoint_name TEXT, endpoint_config TEXT,
+  execution_arn TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+  build_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+  started_at REAL NOT NULL, ended_at REAL, detail TEXT, seq INTEGER NOT NULL,
+  PRIMARY KEY (build_id, name)
+);
+CREATE TABLE IF NOT EXISTS models (
+  version TEXT PRIMARY KEY, build_id TEXT NOT NULL, artifact TEXT NOT NULL, code TEXT,
+  metrics TEXT NOT NULL, config TEXT NOT NULL, created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deployments (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT NOT NULL, version TEXT NOT NULL,
+  endpoint_config TEXT NOT NULL, build_id TEXT, deployed_at REAL NOT NULL, replaced_at REAL
+);
+"""
+
+_JSON_FIELDS = ("metrics", "hyperparameters", "config")
+_COLUMNS = ("version", "status", "started_at", "ended_at", "current_step", "failed_step",
+            "failure_reason", "error_type", "metrics", "hyperparameters", "config", "training_job",
+            "model_artifact", "endpoint_name", "endpoint_config", "execution_arn")
+
+
+class SqliteLedger:
+    """Ledger port on SQLite (WAL). Safe to share between threads; other processes may read.
+
+    Args:
+        path: database file; created with its schema if missing.
+        clock: returns the current time in seconds (injectable for tests).
+        readonly: open for reading only (the CLI when no engine runs).
+    """
+
+    def __init__(self, path: str, clock: Callable[[], float] = time.time, readonly: bool = False) -> None:
+        self._db = Database(path, _SCHEMA, readonly=readonly)
+        self._clock = clock
+
+    # -- builds ---------------------------------------------------------------------------
+    def create_build(self, pipeline: str, trigger_source: str, reason: str,
+                     hyperparameters: dict[str, Any] | None = None,
+                     status: str = BuildStatus.QUEUED) -> Build:
+        build_id = uuid.uuid4().hex[:12]
+        with self._db.transaction() as conn:
+            number = conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM builds").fetchone()[0]
+            conn.execute(
+                "INSERT INTO builds (id, number, pipeline, status, trigger_source, reason, created_at,"
+                " hyperparameters) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (build_id, number, pipeline, status, trigger_source, reason, self._clock(),
+                 json.dumps(hyperparameters or {})))
+        return self.get_build(build_id)
+
+    def get_build(self, ref: str | int | None = None) -> Build:
+        """A build by id, number (int or digit string), or the latest when ``ref`` is None."""
+        if ref is None or ref == "latest":
+            rows = self._db.query("SELECT * FROM builds ORDER BY number DESC LIMIT 1")
+            if not rows:
+                raise BuildNotFound("there are no builds yet: start one with `sagebuild start`")
+        else:
+            text = str(ref).lstrip("#")
+            if text.isdigit():
+                rows = self._db.query("SELECT * FROM builds WHERE number = ?", (int(text),))
+            else:
+                rows = self._db.query("SELECT * FROM builds WHERE id = ?", (text,))
+            if not rows:
+                raise BuildNotFound(f"no build {ref!r}: give a build number (e.g. 3) or id")
+        return self._to_build(rows[0])
+
+    def list_builds(self, limit: int = 20, statuses: tuple[str, ...] | None = None) -> list[Build]:
+        if statuses:
+            marks = ",".join("?" * len(statuses))
+            rows = self._db.query(f"SELECT * FROM builds WHERE status IN ({marks}) ORDER BY number DESC LIMIT ?",
+                                  (*statuses, limit))
+        else:
+            rows = self._db.query("SELECT * FROM builds ORDER BY number DESC LIMIT ?", (limit,))
+        return [self._to_build(r) for r in rows]
+
+    def update_build(self, build_id: str, **fields: Any) -> None:
+        unknown = set(fields) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown build fields: {sorted(unknown)}")
+        values = [json.dumps(v) if k in _JSON_FIELDS and v is not None else v for k, v in fields.items()]
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._db.transaction() as conn:
+            conn.execute(f"UPDATE builds SET {assignments} WHERE id = ?", (*values, build_id))
+
+    def begin_step(self, build_id: str, step: str, detail: str | None = None) -> None:
+        now = self._clock()
+        with self._db.transaction() as conn:
+            seq = conn.execute("SELECT COUNT(*) FROM steps WHERE build_id = ?", (build_id,)).fetchone()[0]
+            conn.execute("INSERT OR REPLACE INTO steps (build_id, name, status, started_at, detail, seq)"
+                         " VALUES (?, ?, 'RUNNING', ?, ?, ?)", (build_id, step, now, detail, seq))
+            conn.execute("UPDATE builds SET current_step = ? WHERE id = ?", (step, build_id))
+
+    def end_step(self, build_id: str, step: str, status: str = "SUCCEEDED", detail: str | None = None) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE steps SET status = ?, ended_at = ?, detail = COALESCE(?, detail)"
+                         " WHERE build_id = ? AND name = ? AND ended_at IS NULL",
+                         (status, self._clock(), detail, build_id, step))
+
+    def finish_build(self, build_id: str, status: str, reason: str | None = None,
+                     error_type: str | None = None) -> Build:
+        """End a build once: the first terminal status wins, later calls change nothing."""
+        now = self._clock()
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT status, current_step FROM builds WHERE id = ?", (build_id,)).fetchone()
+            if row is None:
+                raise BuildNotFound(f"no build {build_id!r}")
+            if row["status"] in (BuildStatus.QUEUED, BuildStatus.RUNNING):
+                failed_step = row["current_step"] if status != BuildStatus.SUCCEEDED else None
+                conn.execute("UPDATE builds SET status = ?, ended_at = ?, failure_reason = ?, error_type = ?,"
+                             " failed_step = ? WHERE id = ?",
+                             (status, now, reason, error_type, failed_step, build_id))
+                step_status = "SUCCEEDED" if status == BuildStatus.SUCCEEDED else status
+                conn.execute("UPDATE steps SET status = ?, ended_at = ? WHERE build_id = ? AND ended_at IS NULL",
+                             (step_status, now, build_id))
+        return self.get_build(build_id)
+
+    # -- registry -------------------------------------------------------------------------
+    def register_model(self, version: str, build_id: str, artifact: str, code: str | None,
+                       metrics: dict[str, float], config: dict[str, Any]) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (version, build_id, artifact, code, json.dumps(metrics), json.dumps(config),
+                          self._clock()))
+
+    def get_model(self, version: str) -> dict[str, Any] | None:
+        rows = self._db.query("SELECT * FROM models WHERE version = ?", (version,))
+        if not rows:
+            return None
+        model = dict(rows[0])
+        model["metrics"] = json.loads(model["metrics"])
+        model["config"] = json.loads(model["config"])
+        return model
+
+    def record_deployment(self, endpoint: str, version: str, endpoint_config: str,
+                          build_id: str | None) -> None:
+        now = self._clock()
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE deployments SET replaced_at = ? WHERE endpoint = ? AND replaced_at IS NULL",
+                         (now, endpoint))
+            conn.execute("INSERT INTO deployments (endpoint, version, endpoint_config, build_id, deployed_at)"
+                         " VALUES (?, ?, ?, ?, ?)", (endpoint, version, endpoint_config, build_id, now))
+
+    def live_deployment(self, endpoint: str) -> dict[str, Any] | None:
+        rows = self._db.query("SELECT * FROM deployments WHERE endpoint = ? AND replaced_at IS NULL"
+                              " ORDER BY id DESC LIMIT 1", (endpoint,))
+        return dict(rows[0]) if rows else None
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- helpers --------------------------------------------------------------------------
+    def _to_build(self, row: Any) -> Build:
+        data = dict(row)
+        for key in _JSON_FIELDS:
+            data[key] = json.loads(data[key]) if data[key] is not None else None
+        data["metrics"] = data["metrics"] or {}
+        data["hyperparameters"] = data["hyperparameters"] or {}
+        steps = self._db.query("SELECT name, status, started_at, ended_at, detail FROM steps"
+                               " WHERE build_id = ? ORDER BY seq", (data["id"],))
+        data["steps"] = [StepRecord(**dict(s)) for s in steps]
+        return Build(**data)

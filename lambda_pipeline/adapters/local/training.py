@@ -1,0 +1,380 @@
+"""SageMaker training jobs as local subprocesses, honouring the training container contract.
+
+Each job gets a work folder laid out like ``/opt/ml`` (input/config, input/data/<channel>,
+model, output) and the ``SM_*`` environment of the SageMaker training toolkit, so a script
+written for SageMaker script mode runs unchanged. The job row in SQLite is the platform's own
+durable state; the job log is a file in the work folder.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ...errors import NotFound, SageBuildError
+from ...model import LogChunk
+from .artifacts import LocalArtifactStore
+from .db import Database
+from .processes import find_marked_processes, kill_tree, spawn_supervised, terminate_gracefully
+from .tarballs import pack_dir, unpack
+
+__all__ = ["LocalTrainingPlatform", "build_training_env"]
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS training_jobs (
+  name TEXT PRIMARY KEY, status TEXT NOT NULL, secondary_status TEXT NOT NULL,
+  failure_reason TEXT, spec TEXT NOT NULL, work_dir TEXT NOT NULL, pid INTEGER,
+  created_at REAL NOT NULL, started_at REAL, ended_at REAL, model_artifact TEXT,
+  metrics TEXT NOT NULL DEFAULT '[]'
+);
+"""
+_ACTIVE = ("InProgress", "Stopping")
+_SCRIPT_MODE_KEYS = {"sagemaker_program", "sagemaker_submit_directory", "sagemaker_region",
+                     "sagemaker_container_log_level", "sagemaker_job_name"}
+_STDERR_TAIL = 20
+OWNER_PREFIX = "training:"
+
+
+def build_training_env(work_dir: Path, hyperparameters: dict[str, str], channels: list[str],
+                       job_name: str, user_args: list[str]) -> dict[str, str]:
+    """The SageMaker training toolkit's ``SM_*`` variables for a job rooted at ``work_dir``."""
+    ml = work_dir
+    hosts = ["algo-1"]
+    hps = {k: _parse_hp(v) for k, v in hyperparameters.items()}
+    env = {
+        "SM_MODEL_DIR": str(ml / "model"),
+        "SM_INPUT_DIR": str(ml / "input"),
+        "SM_INPUT_CONFIG_DIR": str(ml / "input" / "config"),
+        "SM_OUTPUT_DIR": str(ml / "output"),
+        "SM_OUTPUT_DATA_DIR": str(ml / "output" / "data"),
+        "SM_CHANNELS": json.dumps(sorted(channels)),
+        "SM_HPS": json.dumps(hps),
+        "SM_CURRENT_HOST": hosts[0],
+        "SM_HOSTS": json.dumps(hosts),
+        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+        "SM_NUM_GPUS": "0",
+        "SM_LOG_LEVEL": "20",
+        "SM_USER_ARGS": json.dumps(user_args),
+        "SM_INPUT_DATA_CONFIG": json.dumps({c: {"TrainingInputMode": "File"} for c in channels}),
+        "SM_RESOURCE_CONFIG": json.dumps({"current_host": hosts[0], "hosts": hosts}),
+        "SM_MODULE_DIR": str(ml / "code"),
+        "SM_TRAINING_ENV": "",
+    }
+    for channel in channels:
+        env[f"SM_CHANNEL_{channel.upper()}"] = str(ml / "input" / "data" / channel)
+    for name, value in hyperparameters.items():
+        env[f"SM_HP_{name.upper()}"] = value
+    env["SM_TRAINING_ENV"] = json.dumps({
+        "job_name": job_name, "model_dir": env["SM_MODEL_DIR"], "channel_input_dirs":
+        {c: env[f"SM_CHANNEL_{c.upper()}"] for c in channels}, "hyperparameters": hps,
+        "current_host": hosts[0], "hosts": hosts, "num_cpus": int(env["SM_NUM_CPUS"]), "num_gpus": 0,
+        "output_data_dir": env["SM_OUTPUT_DATA_DIR"], "output_dir": env["SM_OUTPUT_DIR"],
+        "input_dir": env["SM_INPUT_DIR"], "input_config_dir": env["SM_INPUT_CONFIG_DIR"],
+        "user_entry_point": "", "log_level": 20})
+    return env
+
+
+def _parse_hp(value: str) -> Any:
+    """SM_HPS carries decoded values (the toolkit json-decodes each string when it can)."""
+    try:
+        return json.loads(value)
+    except (json.JSONDecodeError, TypeError):
+        return value
+
+
+class _Running:
+    """In-memory companion of an active job: its process and what we know while it runs."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stop_reason: str | None = None
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
+        self.log_lock = threading.Lock()
+        self.readers: list[threading.Thread] = []
+        self.log: Any = None
+
+
+class LocalTrainingPlatform:
+    """TrainingPlatform port: jobs are subprocesses in per-job work folders.
+
+    Args:
+        root: where job work folders live.
+        db_path: SQLite file for the job table (may be the ledger's file).
+        artifacts: where ``model.tar.gz`` and ``output.tar.gz`` go.
+        python: interpreter that runs training scripts.
+        long_poll_seconds: ``describe_training_job`` waits up to this long for an active job to
+            change state, so polls notice completion at once without a busy Wait loop.
+        grace_seconds: time between SIGTERM and SIGKILL on stop or max runtime.
+    """
+
+    def __init__(self, root: str, db_path: str, artifacts: LocalArtifactStore,
+                 python: str = sys.executable, long_poll_seconds: float = 1.0,
+                 grace_seconds: float = 5.0, clock: Callable[[], float] = time.time) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._db = Database(db_path, _SCHEMA)
+        self._artifacts = artifacts
+        self._python = python
+        self._long_poll = long_poll_seconds
+        self._grace = grace_seconds
+        self._clock = clock
+        self._running: dict[str, _Running] = {}
+        self._changed = threading.Condition()
+
+    # -- port -----------------------------------------------------------------------------
+    def create_training_job(self, spec: dict[str, Any]) -> str:
+        """Start a job from a SageMaker ``CreateTrainingJob`` request. Returns its name."""
+        name = spec["TrainingJobName"]
+        if self._db.query("SELECT 1 FROM training_jobs WHERE name = ?", (name,)):
+            raise SageBuildError(f"training job {name!r} already exists")
+        hps = {k: str(v) for k, v in spec.get("HyperParameters", {}).items()}
+        program = hps.get("sagemaker_program")
+        submit = hps.get("sagemaker_submit_directory")
+        if not program or not submit:
+            raise SageBuildError("local training runs script mode: HyperParameters need "
+                                 "sagemaker_program and sagemaker_submit_directory")
+        user_hps = {k: v for k, v in hps.items() if k not in _SCRIPT_MODE_KEYS}
+        work = self.root / name
+        if work.exists():
+            shutil.rmtree(work)
+        channels = self._lay_out(work, spec, user_hps, submit)
+        now = self._clock()
+        with self._db.transaction() as conn:
+            conn.execute("INSERT INTO training_jobs (name, status, secondary_status, spec, work_dir, created_at)"
+                         " VALUES (?, 'InProgress', 'Starting', ?, ?, ?)", (name, json.dumps(spec), str(work), now))
+        user_args = [item for k, v in user_hps.items() for item in (f"--{k}", v)]
+        env = dict(os.environ)
+        env.update(build_training_env(work, user_hps, channels, name, user_args))
+        env.update({"PYTHONUNBUFFERED": "1", "SAGEBUILD_OWNER": OWNER_PREFIX + str(work),
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(work / "code"), env.get("PYTHONPATH")]))})
+        entry = work / "code" / program
+        if not entry.is_file():
+            self._finish(name, "Failed", "Failed", f"entry point {program!r} is not in the source directory")
+            return name
+        run = _Running()
+        self._running[name] = run
+        max_runtime = int(spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
+        proc = spawn_supervised([self._python, str(entry), *user_args], cwd=str(work / "code"), env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                on_exit=lambda p: self._on_exit(name, p), name=name)
+        run.proc = proc
+        log = run.log = open(work / "job.log", "ab", buffering=0)
+        run.readers = [threading.Thread(target=self._pump, args=(proc.stdout, log, run, False), daemon=True),
+                       threading.Thread(target=self._pump, args=(proc.stderr, log, run, True), daemon=True)]
+        for reader in run.readers:
+            reader.start()
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE training_jobs SET pid = ?, started_at = ?, secondary_status = 'Training'"
+                         " WHERE name = ?", (proc.pid, self._clock(), name))
+        threading.Thread(target=self._enforce_max_runtime, args=(name, proc, max_runtime),
+                         name=f"max-runtime-{name}", daemon=True).start()
+        return name
+
+    def describe_training_job(self, name: str) -> dict[str, Any]:
+        """SageMaker ``DescribeTrainingJob`` shape. Waits up to the long-poll window while active."""
+        job = self._row(name)
+        if job["status"] in _ACTIVE and self._long_poll > 0:
+            deadline = time.monotonic() + self._long_poll
+            with self._changed:
+                while job["status"] in _ACTIVE and time.monotonic() < deadline:
+                    self._changed.wait(timeout=max(0.0, deadline - time.monotonic()))
+                    job = self._row(name)
+        return self._describe(job)
+
+    def stop_training_job(self, name: str, reason: str = "Stopped") -> None:
+        """SIGTERM the job, SIGKILL after the grace period; it ends ``Stopped``."""
+        job = self._row(name)
+        if job["status"] not in _ACTIVE:
+            return
+        run = self._running.get(name)
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE training_jobs SET status = 'Stopping', secondary_status = 'Stopping'"
+                         " WHERE name = ?", (name,))
+        if run is None or run.proc is None:
+            self._finish(name, "Stopped", reason, None)
+            return
+        run.stop_reason = reason
+        threading.Thread(target=terminate_gracefully, args=(run.proc, self._grace), daemon=True).start()
+
+    def read_log(self, name: str, offset: int = 0) -> LogChunk:
+        job = self._row(name)
+        path = Path(job["work_dir"]) / "job.log"
+        data = b""
+        if path.exists():
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(1 << 20)
+        complete = job["status"] not in _ACTIVE and len(data) < (1 << 20)
+        return LogChunk(text=data.decode("utf-8", "replace"), next_offset=offset + len(data), complete=complete)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """After an engine restart: kill strays of jobs that were active and mark them Failed."""
+        recovered = []
+        for row in self._db.query("SELECT name, work_dir FROM training_jobs WHERE status IN ('InProgress', 'Stopping')"):
+            for pid in find_marked_processes(OWNER_PREFIX + row["work_dir"]):
+                kill_tree(pid)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self._finish(row["name"], "Failed", "Failed",
+                         "the engine stopped while this job ran (interrupted); its process was killed")
+            recovered.append(row["name"])
+        return recovered
+
+    def shutdown(self) -> None:
+        """Stop every active job (engine shutting down)."""
+        for name, run in list(self._running.items()):
+            if run.proc is not None and run.proc.poll() is None:
+                run.stop_reason = "EngineShutdown"
+                terminate_gracefully(run.proc, self._grace)
+
+    def work_dir(self, name: str) -> str:
+        return self._row(name)["work_dir"]
+
+    # -- internals ------------------------------------------------------------------------
+    def _lay_out(self, work: Path, spec: dict[str, Any], user_hps: dict[str, str], submit: str) -> list[str]:
+        config_dir = work / "input" / "config"
+        for sub in (config_dir, work / "model", work / "output" / "data", work / "code"):
+            sub.mkdir(parents=True, exist_ok=True)
+        unpack(self._artifacts.local_path(submit), str(work / "code"))
+        channels = []
+        for channel in spec.get("InputDataConfig", []):
+            cname = channel["ChannelName"]
+            src = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            src_path = Path(src[len("file://"):] if src.startswith("file://") else src)
+            if not src_path.is_dir():
+                raise SageBuildError(f"channel {cname!r}: data folder {src_path} does not exist")
+            shutil.copytree(src_path, work / "input" / "data" / cname)
+            channels.append(cname)
+        (config_dir / "hyperparameters.json").write_text(json.dumps(user_hps, indent=2))
+        (config_dir / "inputdataconfig.json").write_text(json.dumps(
+            {c: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"} for c in channels}, indent=2))
+        (config_dir / "resourceconfig.json").write_text(json.dumps(
+            {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"}, indent=2))
+        return channels
+
+    def _pump(self, stream: Any, log: Any, run: _Running, is_stderr: bool) -> None:
+        for line in iter(stream.readline, b""):
+            if is_stderr:
+                text = line.decode("utf-8", "replace").rstrip()
+                if text:
+                    run.stderr_tail.append(text)
+            with run.log_lock:
+                log.write(line)
+        stream.close()
+
+    def _enforce_max_runtime(self, name: str, proc: subprocess.Popen[bytes], max_runtime: int) -> None:
+        try:
+            proc.wait(timeout=max_runtime)
+        except subprocess.TimeoutExpired:
+            logger.warning("training job exceeded its max runtime", extra={"job": name, "seconds": max_runtime})
+            self.stop_training_job(name, reason="MaxRuntimeExceeded")
+
+    def _on_exit(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        run = self._running.pop(name, _Running())
+        for reader in run.readers:
+            reader.join(timeout=5)
+        if run.log is not None:
+            run.log.close()
+        work = Path(self._row(name)["work_dir"])
+        rc = proc.returncode
+        if run.stop_reason is not None:
+            reason = ("the job exceeded its max runtime and was stopped" if run.stop_reason == "MaxRuntimeExceeded"
+                      else "the job was stopped")
+            self._finish(name, "Stopped", run.stop_reason, reason)
+            return
+        if rc != 0:
+            self._finish(name, "Failed", "Failed", self._failure_reason(work, rc, run))
+            return
+        try:
+            artifact = self._pack_outputs(name, work)
+        except OSError as exc:
+            self._finish(name, "Failed", "Failed", f"could not package the model: {exc}")
+            return
+        self._finish(name, "Completed", "Completed", None, artifact)
+
+    def _failure_reason(self, work: Path, rc: int, run: _Running) -> str:
+        failure = work / "output" / "failure"
+        if failure.exists() and failure.read_text(errors="replace").strip():
+            return failure.read_text(errors="replace").strip()[:1024]
+        how = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
+        lines = list(run.stderr_tail)
+        if not lines:
+            return f"the training script failed ({how}) without writing to stderr"
+        return f"{lines[-1]} ({how})"[:1024]
+
+    def _pack_outputs(self, name: str, work: Path) -> str:
+        spec = json.loads(self._row(name)["spec"])
+        prefix = spec.get("OutputDataConfig", {}).get("S3OutputPath", "training-jobs").rstrip("/")
+        prefix = self._artifacts.key_of(prefix) if prefix.startswith("file://") else prefix
+        model_tar = work / "model.tar.gz"
+        pack_dir(str(work / "model"), str(model_tar))
+        artifact = self._artifacts.put_file(f"{prefix}/{name}/output/model.tar.gz", str(model_tar))
+        output_tar = work / "output.tar.gz"
+        pack_dir(str(work / "output" / "data"), str(output_tar))
+        self._artifacts.put_file(f"{prefix}/{name}/output/output.tar.gz", str(output_tar))
+        return artifact
+
+    def _finish(self, name: str, status: str, secondary: str, reason: str | None,
+                artifact: str | None = None) -> None:
+        row = self._row(name)
+        metrics = self._metrics(row) if status == "Completed" else []
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE training_jobs SET status = ?, secondary_status = ?, failure_reason = ?,"
+                         " ended_at = ?, model_artifact = ?, metrics = ? WHERE name = ?",
+                         (status, secondary, reason, self._clock(), artifact, json.dumps(metrics), name))
+        with self._changed:
+            self._changed.notify_all()
+
+    def _metrics(self, row: Any) -> list[dict[str, Any]]:
+        spec = json.loads(row["spec"])
+        definitions = spec.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
+        path = Path(row["work_dir"]) / "job.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        found = []
+        for definition in definitions:
+            values = []
+            for match in re.finditer(definition["Regex"], text):
+                try:
+                    values.append(float(match.group(1)))
+                except (ValueError, IndexError):
+                    continue
+            if values:
+                found.append({"MetricName": definition["Name"], "Value": values[-1], "Timestamp": self._clock()})
+        return found
+
+    def _row(self, name: str) -> Any:
+        rows = self._db.query("SELECT * FROM training_jobs WHERE name = ?", (name,))
+        if not rows:
+            raise NotFound(f"no training job {name!r}")
+        return rows[0]
+
+    def _describe(self, row: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "TrainingJobName": row["name"], "TrainingJobStatus": row["status"],
+            "SecondaryStatus": row["secondary_status"], "CreationTime": row["created_at"],
+            "FinalMetricDataList": json.loads(row["metrics"]),
+        }
+        if row["failure_reason"]:
+            out["FailureReason"] = row["failure_reason"]
+        if row["model_artifact"]:
+            out["ModelArtifacts"] = {"S3ModelArtifacts": row["model_artifact"]}
+        if row["started_at"]:
+            out["TrainingStartTime"] = row["started_at"]
+        if row["ended_at"]:
+            out["TrainingEndTime"] = row["ended_at"]
+        return out

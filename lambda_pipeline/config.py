@@ -1,0 +1,201 @@
+"""Pipeline configuration: schema, defaults, validation with errors that name the key.
+
+The same JSON document lives in a file locally and in an SSM parameter on AWS. Locally the file
+may carry ``//`` comment lines (``sagebuild init`` writes them); they are stripped before parsing.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["load_config_text", "validate_config", "strip_comments", "SCHEMA", "Field"]
+
+_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One configuration key: its type, default, and what values it takes."""
+
+    types: tuple[type, ...]
+    doc: str
+    default: Any = None
+    required: bool = False
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    pattern: re.Pattern[str] | None = None
+    items: dict[str, "Field"] | None = field(default=None)  # schema of each list item (dict)
+
+
+_NUM = (int, float)
+
+SCHEMA: dict[str, Any] = {
+    "pipeline": Field((str,), "Name of the pipeline; names the endpoint and the model versions.",
+                      required=True, pattern=_NAME_RE),
+    "training": {
+        "entry_point": Field((str,), "Training script, relative to source_dir (SageMaker script mode).",
+                             default="train.py"),
+        "source_dir": Field((str,), "Folder holding the training and inference code.", default="."),
+        "hyperparameters": Field((dict,), "Passed to the script as --name value (all strings).", default={}),
+        "channels": Field((dict,), "Input channels: name -> data folder, relative to the project.",
+                          default={}),
+        "metric_definitions": Field((list,), "SageMaker-style metrics: [{Name, Regex}] over the job log.",
+                                    default=[], items={"Name": Field((str,), "metric name", required=True),
+                                                       "Regex": Field((str,), "regex, group 1 = value",
+                                                                      required=True)}),
+        "max_runtime_seconds": Field((int,), "Stop the job after this many seconds.", default=3600,
+                                     minimum=1),
+        "instance_type": Field((str,), "Where training runs; 'local' here, an ml.* type on AWS.",
+                               default="local"),
+    },
+    "image": {
+        "build": Field((bool,), "Build a code image before training (code package locally, CodeBuild on AWS).",
+                       default=False),
+    },
+    "gate": {
+        "metric": Field((str,), "Metric the validation gate checks.", default=None),
+        "minimum": Field(_NUM, "Lowest value of the metric that may go live.", default=None),
+    },
+    "deploy": {
+        "endpoint": Field((str,), "Endpoint name; defaults to the pipeline name.", default=None,
+                          pattern=_NAME_RE),
+        "entry_point": Field((str,), "Inference script with model_fn/input_fn/predict_fn/output_fn.",
+                             default=None),
+        "port": Field((int,), "Local endpoint port on 127.0.0.1; 0 picks a free one and keeps it.",
+                      default=0, minimum=0),
+        "ready_timeout_seconds": Field((int,), "How long a new model may take to answer /ping.",
+                                       default=120, minimum=1),
+        "sample_payload": Field((str,), "A CSV row the demo and smoke checks send.", default=None),
+    },
+    "polling": {
+        "initial_seconds": Field((int,), "First wait before checking a long step.", default=1, minimum=0),
+        "max_seconds": Field((int,), "Longest wait between checks.", default=60, minimum=1),
+        "backoff_rate": Field(_NUM, "Each wait is the previous one times this.", default=2.0, minimum=1),
+    },
+    "builds": {
+        "when_running": Field((str,), "A build started while one runs is queued or refused.",
+                              default="queue", choices=("queue", "refuse")),
+    },
+}
+
+
+def strip_comments(text: str) -> str:
+    """Drop full-line ``//`` comments so an annotated config file stays JSON."""
+    return "\n".join("" if line.lstrip().startswith("//") else line for line in text.splitlines())
+
+
+def load_config_text(text: str, source: str = "config") -> dict[str, Any]:
+    """Parse and validate a config document; return it with defaults filled in.
+
+    Raises:
+        ConfigError: on malformed JSON, unknown keys, wrong types or values, naming each key.
+    """
+    try:
+        raw = json.loads(strip_comments(text))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    return validate_config(raw, source)
+
+
+def validate_config(raw: Any, source: str = "config") -> dict[str, Any]:
+    """Validate a parsed config and fill defaults. See :func:`load_config_text`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must be a JSON object, got {_type_name(raw)}")
+    problems: list[str] = []
+    result = _validate_section(raw, SCHEMA, "", problems)
+    if not problems:
+        _check_semantics(result, problems)
+    if problems:
+        raise ConfigError(f"invalid {source}: " + "; ".join(problems))
+    return result
+
+
+def _validate_section(raw: dict[str, Any], schema: dict[str, Any], prefix: str,
+                      problems: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in raw:
+        if key not in schema:
+            hint = difflib.get_close_matches(key, list(schema), n=1)
+            suggestion = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
+            problems.append(f"unknown key '{prefix}{key}'{suggestion}")
+    for key, spec in schema.items():
+        path = f"{prefix}{key}"
+        if isinstance(spec, dict):
+            value = raw.get(key, {})
+            if not isinstance(value, dict):
+                problems.append(f"'{path}' must be an object, got {_type_name(value)}")
+                continue
+            out[key] = _validate_section(value, spec, path + ".", problems)
+        elif key in raw:
+            out[key] = _validate_value(raw[key], spec, path, problems)
+        elif spec.required:
+            problems.append(f"missing required key '{path}'")
+        else:
+            out[key] = copy.deepcopy(spec.default)
+    return out
+
+
+def _validate_value(value: Any, spec: Field, path: str, problems: list[str]) -> Any:
+    if value is None and not spec.required:
+        return None
+    is_bool = isinstance(value, bool)
+    if not isinstance(value, spec.types) or (is_bool and bool not in spec.types):
+        expected = " or ".join(_TYPE_WORDS[t] for t in spec.types)
+        problems.append(f"'{path}' must be {expected}, got {_type_name(value)} {json.dumps(value)[:40]}")
+        return value
+    if spec.choices is not None and value not in spec.choices:
+        problems.append(f"'{path}' must be one of {', '.join(map(str, spec.choices))}, got {value!r}")
+    if spec.minimum is not None and value < spec.minimum:
+        problems.append(f"'{path}' must be at least {spec.minimum}, got {value}")
+    if spec.pattern is not None and not spec.pattern.match(value):
+        problems.append(f"'{path}' must be lower-case letters, digits and hyphens (2-42 chars), got {value!r}")
+    if spec.items is not None:
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                problems.append(f"'{path}[{i}]' must be an object, got {_type_name(item)}")
+                continue
+            _validate_section(item, spec.items, f"{path}[{i}].", problems)
+    return value
+
+
+def _check_semantics(cfg: dict[str, Any], problems: list[str]) -> None:
+    for name, value in cfg["training"]["hyperparameters"].items():
+        if not isinstance(value, (str, int, float, bool)):
+            problems.append(f"'training.hyperparameters.{name}' must be a string, number or boolean")
+    for name, value in cfg["training"]["channels"].items():
+        if not re.match(r"^[A-Za-z0-9_-]+$", name):
+            problems.append(f"'training.channels.{name}': channel names are letters, digits, _ and -")
+        if not isinstance(value, str):
+            problems.append(f"'training.channels.{name}' must be a folder path string")
+    for i, md in enumerate(cfg["training"]["metric_definitions"]):
+        try:
+            if re.compile(md["Regex"]).groups < 1:
+                problems.append(f"'training.metric_definitions[{i}].Regex' needs a capture group for the value")
+        except re.error as exc:
+            problems.append(f"'training.metric_definitions[{i}].Regex' is not a valid regex: {exc}")
+    gate = cfg["gate"]
+    if (gate["metric"] is None) != (gate["minimum"] is None):
+        problems.append("'gate.metric' and 'gate.minimum' go together: set both or neither")
+    names = {md["Name"] for md in cfg["training"]["metric_definitions"]}
+    if gate["metric"] is not None and gate["metric"] not in names:
+        problems.append(f"'gate.metric' {gate['metric']!r} is not defined in 'training.metric_definitions'")
+    poll = cfg["polling"]
+    if poll["initial_seconds"] > poll["max_seconds"]:
+        problems.append("'polling.initial_seconds' must not exceed 'polling.max_seconds'")
+    if cfg["deploy"]["endpoint"] is None:
+        cfg["deploy"]["endpoint"] = cfg["pipeline"]
+
+
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               dict: "an object", list: "a list"}
+
+
+def _type_name(value: Any) -> str:
+    return {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object",
+            list: "list", type(None): "null"}.get(type(value), type(value).__name__)

@@ -1,0 +1,68 @@
+"""Render the build state machine (ASL) from its jinja2 template.
+
+One template, two targets: the local engine binds each Task's Lambda ARN to an in-process
+handler by function name; CloudFormation substitutes real function ARNs.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import jinja2
+
+__all__ = ["render_definition", "TASK_FUNCTIONS", "TRANSIENT_ERRORS", "local_function_arn",
+           "function_name", "VARIANTS"]
+
+# Task function -> the handler it runs (module lambda_pipeline.steps).
+TASK_FUNCTIONS = ("initialize", "start_image_build", "image_build_status", "start_training",
+                  "training_status", "evaluate", "register", "deploy", "endpoint_status",
+                  "verify_live", "notify_success", "record_failure")
+
+# Only these are retried; everything else is a real failure with a reason.
+TRANSIENT_ERRORS = ["TransientError", "Lambda.ServiceException", "Lambda.AWSLambdaException",
+                    "Lambda.SdkClientException", "Lambda.TooManyRequestsException"]
+
+# Every shape the definition can take; tests validate each one.
+VARIANTS = {"default": {"image_build": False}, "image-build": {"image_build": True}}
+
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT = "123456789012"
+FUNCTION_PREFIX = "sagebuild-"
+
+_env = jinja2.Environment(loader=jinja2.PackageLoader("lambda_pipeline", "templates"),
+                          undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+def function_name(task: str) -> str:
+    """Lambda function name of a task handler, e.g. ``sagebuild-start_training``."""
+    return FUNCTION_PREFIX + task
+
+
+def local_function_arn(task: str) -> str:
+    """The ARN the local engine uses for a task; its function name selects the handler."""
+    return f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{function_name(task)}"
+
+
+def render_definition(image_build: bool = False,
+                      resource: Callable[[str], str] = local_function_arn,
+                      task_timeout: int = 300, build_timeout: int = 7 * 24 * 3600) -> dict[str, Any]:
+    """Render the state machine definition.
+
+    Args:
+        image_build: include the image build states before training.
+        resource: maps a task function (one of ``TASK_FUNCTIONS``) to its ``Resource`` string.
+        task_timeout: ``TimeoutSeconds`` of every Task (handlers are short: start or poll, return).
+        build_timeout: ``TimeoutSeconds`` of the whole build.
+
+    Returns:
+        The definition as a dict (``json.dumps`` it for Step Functions).
+
+    Example:
+        >>> d = render_definition()
+        >>> d["StartAt"]
+        'Initialize'
+    """
+    text = _env.get_template("pipeline.asl.json.j2").render(
+        image_build=image_build, resource=resource, task_timeout=task_timeout,
+        build_timeout=build_timeout, transient_errors=TRANSIENT_ERRORS)
+    return json.loads(text)

@@ -1,0 +1,71 @@
+"""Domain errors. Each class name is an ``errorType`` the state machine can match.
+
+A step handler raises one of these; Lambda (and the local seam) reports the class name as the
+error, so ``ErrorEquals`` in the ASL template names these classes. ``tests/unit/test_definition.py``
+checks that every name used in the template exists here.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "SageBuildError", "ConfigError", "NotFound", "BuildNotFound", "AlreadyRunning",
+    "NothingToStop", "EngineNotRunning", "TransientError", "TrainingFailed",
+    "TrainingStopped", "GateFailed", "DeployFailed", "InvocationError",
+]
+
+
+class SageBuildError(Exception):
+    """Base of every error SageBuild raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(SageBuildError):
+    """The pipeline configuration is missing, malformed, or has a wrong key or type."""
+
+    exit_code = 2
+
+
+class NotFound(SageBuildError):
+    """A named thing (build, endpoint, job) does not exist."""
+
+    exit_code = 2
+
+
+class BuildNotFound(NotFound):
+    """No build has that id or number."""
+
+
+class AlreadyRunning(SageBuildError):
+    """A build is running and the pipeline is configured to refuse another."""
+
+
+class NothingToStop(SageBuildError):
+    """The build asked to stop has already ended."""
+
+
+class EngineNotRunning(SageBuildError):
+    """The local engine is not running, so the command cannot reach it."""
+
+
+class TransientError(SageBuildError):
+    """A temporary failure the state machine retries with back-off."""
+
+
+class TrainingFailed(SageBuildError):
+    """The training job ended Failed; the message is its failure reason."""
+
+
+class TrainingStopped(SageBuildError):
+    """The training job was stopped (by a user or by its max runtime)."""
+
+
+class GateFailed(SageBuildError):
+    """The model's metric did not pass the validation gate."""
+
+
+class DeployFailed(SageBuildError):
+    """The endpoint did not start serving the new model; the live model is unchanged."""
+
+
+class InvocationError(SageBuildError):
+    """An endpoint answered an invocation with an error."""

@@ -1,0 +1,272 @@
+"""The build's step handlers (see the package docstring)."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from typing import Any, Callable
+
+from ..config import validate_config
+from ..errors import DeployFailed, GateFailed, SageBuildError, TrainingFailed, TrainingStopped
+from ..model import Build, BuildStatus
+from ..runtime import ports
+from .gate import check_gate
+from .polling import next_wait
+
+__all__ = ["HANDLERS", "notification_payload", "training_job_spec", "apply_overrides"]
+
+logger = logging.getLogger(__name__)
+Event = dict[str, Any]
+
+
+def _build(event: Event) -> Build:
+    return ports().ledger.get_build(event["build_id"])
+
+
+def _config(build: Build) -> dict[str, Any]:
+    if build.config is None:
+        raise SageBuildError(f"build {build.number} has no config snapshot: Initialize did not run")
+    return build.config
+
+
+def apply_overrides(config: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """The config with a build's hyperparameter overrides merged in, validated again."""
+    merged = json.loads(json.dumps(config))
+    merged["training"]["hyperparameters"].update(hyperparameters)
+    return validate_config(merged, "config with this build's hyperparameters")
+
+
+def _hp_string(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def training_job_spec(build: Build, config: dict[str, Any], code_uri: str,
+                      channel_uris: dict[str, str], output_uri: str) -> dict[str, Any]:
+    """A SageMaker ``CreateTrainingJob`` request for this build (script mode)."""
+    training = config["training"]
+    hps = {k: _hp_string(v) for k, v in training["hyperparameters"].items()}
+    hps.update({"sagemaker_program": training["entry_point"], "sagemaker_submit_directory": code_uri})
+    return {
+        "TrainingJobName": f"{config['pipeline']}-{build.version}-{build.id[:6]}"[:63],
+        "AlgorithmSpecification": {"TrainingInputMode": "File",
+                                   "MetricDefinitions": training["metric_definitions"]},
+        "HyperParameters": hps,
+        "InputDataConfig": [{"ChannelName": name, "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}}}
+            for name, uri in channel_uris.items()],
+        "OutputDataConfig": {"S3OutputPath": output_uri},
+        "ResourceConfig": {"InstanceType": training["instance_type"], "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": training["max_runtime_seconds"]},
+        "Tags": [{"Key": "sagebuild:build", "Value": build.id}],
+    }
+
+
+def initialize(event: Event, context: Any = None) -> Event:
+    """Load and validate the config, assign the version, snapshot both in the ledger."""
+    p = ports()
+    build = _build(event)
+    p.ledger.begin_step(build.id, "Initialize")
+    config = apply_overrides(p.config.load(), build.hyperparameters)
+    version = f"v{build.number}"
+    p.ledger.update_build(build.id, version=version, config=config, endpoint_name=config["deploy"]["endpoint"])
+    p.ledger.end_step(build.id, "Initialize", detail=f"version {version}")
+    return {"version": version, "pipeline": config["pipeline"], "wait": config["polling"]["initial_seconds"]}
+
+
+def start_training(event: Event, context: Any = None) -> Event:
+    """Package the code and start the training job; return at once."""
+    p = ports()
+    build = _build(event)
+    config = _config(build)
+    p.ledger.begin_step(build.id, "Train")
+    code_uri = p.source.package_code(config["training"]["source_dir"])
+    channels = {name: p.source.channel_uri(loc) for name, loc in config["training"]["channels"].items()}
+    spec = training_job_spec(build, config, code_uri, channels, p.artifacts.uri("training-jobs"))
+    name = p.training.create_training_job(spec)
+    p.ledger.update_build(build.id, training_job=name)
+    return {"job_name": name, "code": code_uri, "status": "InProgress",
+            "wait": config["polling"]["initial_seconds"]}
+
+
+def training_status(event: Event, context: Any = None) -> Event:
+    """Check the training job: Completed moves on, Failed/Stopped raise, else wait longer."""
+    p = ports()
+    build = _build(event)
+    config = _config(build)
+    state = dict(event["training"])
+    job = p.training.describe_training_job(state["job_name"])
+    status = job["TrainingJobStatus"]
+    if status == "Failed":
+        raise TrainingFailed(job.get("FailureReason", "the training job failed without a reason"))
+    if status == "Stopped":
+        raise TrainingStopped("training exceeded its max runtime of "
+                              f"{config['training']['max_runtime_seconds']} s and was stopped"
+                              if job.get("SecondaryStatus") == "MaxRuntimeExceeded" else "training was stopped")
+    if status == "Completed":
+        metrics = {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])}
+        artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
+        p.ledger.update_build(build.id, model_artifact=artifact, metrics=metrics)
+        p.ledger.end_step(build.id, "Train", detail=job["TrainingJobName"])
+        state.update(status="Completed", artifact=artifact, metrics=metrics, wait=0)
+        return state
+    state.update(status=status, wait=next_wait(state.get("wait"), config["polling"]))
+    return state
+
+
+def evaluate(event: Event, context: Any = None) -> Event:
+    """The validation gate: the configured metric must reach its minimum."""
+    p = ports()
+    build = _build(event)
+    config = _config(build)
+    p.ledger.begin_step(build.id, "Evaluate")
+    metrics = event["training"].get("metrics", {})
+    result = check_gate(metrics, config["gate"])
+    p.ledger.end_step(build.id, "Evaluate", detail=result["summary"])
+    return result
+
+
+def register(event: Event, context: Any = None) -> Event:
+    """Record the model version, its artifact, metrics and config in the registry."""
+    p = ports()
+    build = _build(event)
+    config = _config(build)
+    p.ledger.begin_step(build.id, "Register")
+    training = event["training"]
+    p.ledger.register_model(build.version or "", build.id, training["artifact"], training.get("code"),
+                            training.get("metrics", {}), config)
+    p.ledger.end_step(build.id, "Register", detail=build.version)
+    return {"version": build.version, "model_name": f"{config['pipeline']}-{build.version}",
+            "artifact": training["artifact"], "code": training.get("code")}
+
+
+def deploy(event: Event, context: Any = None) -> Event:
+    """Create the model and endpoint config, then create or update the endpoint; return at once."""
+    p = ports()
+    build = _build(event)
+    config = _config(build)
+    model = event["model"]
+    endpoint = config["deploy"]["endpoint"]
+    p.ledger.begin_step(build.id, "Deploy")
+    entry = config["deploy"]["entry_point"]
+    p.hosting.create_model(model["model_name"], model["artifact"], model.get("code") if entry else None, entry)
+    config_name = f"{model['model_name']}-{build.id[:6]}"
+    p.hosting.create_endpoint_config(config_name, model["model_name"])
+    current = p.hosting.describe_endpoint(endpoint)
+    if current is not None and current["EndpointStatus"] == "Failed" and not current.get("EndpointConfigName"):
+        p.hosting.delete_endpoint(endpoint)
+        current = None
+    if current is None:
+        p.hosting.create_endpoint(endpoint, config_name, config["deploy"]["port"])
+        action = "create"
+    else:
+        p.hosting.update_endpoint(endpoint, config_name)
+        action = "update"
+    p.ledger.update_build(build.id, endpoint_name=endpoint, endpoint_config=config_name)
+    return {"endpoint": endpoint, "endpoint_config": config_name, "action": action, "status": "Pending",
+            "previous_config": current.get("EndpointConfigName") if current else None,
+            "wait": config["polling"]["initial_seconds"]}
+
+
+def endpoint_status(event: Event, context: Any = None) -> Event:
+    """Check the endpoint: InService moves on, Failed raises, else wait longer."""
+    p = ports()
+    build = _build(event)
+    config = _config(build)
+    state = dict(event["deploy"])
+    desc = p.hosting.describe_endpoint(state["endpoint"])
+    if desc is None:
+        raise DeployFailed(f"endpoint {state['endpoint']} disappeared during the deployment")
+    status = desc["EndpointStatus"]
+    if status == "Failed":
+        raise DeployFailed(desc.get("FailureReason", "the endpoint failed to start"))
+    if status == "InService":
+        p.ledger.end_step(build.id, "Deploy", detail=f"{state['action']} {state['endpoint']}")
+        state.update(status="InService", wait=0)
+        return state
+    state.update(status=status, wait=next_wait(state.get("wait"), config["polling"]))
+    return state
+
+
+def verify_live(event: Event, context: Any = None) -> Event:
+    """The endpoint must serve the new config (catching silent rollbacks) and answer /ping."""
+    p = ports()
+    build = _build(event)
+    state = event["deploy"]
+    p.ledger.begin_step(build.id, "VerifyLive")
+    desc = p.hosting.describe_endpoint(state["endpoint"]) or {}
+    live = desc.get("EndpointConfigName")
+    if live != state["endpoint_config"]:
+        why = desc.get("FailureReason", "no reason given")
+        raise DeployFailed(f"endpoint {state['endpoint']} still serves {live or 'nothing'}, "
+                           f"not {state['endpoint_config']}: {why}")
+    if not p.hosting.ping_endpoint(state["endpoint"]):
+        raise DeployFailed(f"endpoint {state['endpoint']} does not answer /ping")
+    p.ledger.record_deployment(state["endpoint"], event["model"]["version"], live, build.id)
+    p.ledger.end_step(build.id, "VerifyLive", detail=desc.get("Url"))
+    return {"endpoint": state["endpoint"], "endpoint_config": live, "url": desc.get("Url")}
+
+
+def notify_success(event: Event, context: Any = None) -> Event:
+    """Mark the build succeeded and tell people. A failing notifier never fails the build."""
+    p = ports()
+    build = _build(event)
+    p.ledger.begin_step(build.id, "Notify")
+    _publish("build.succeeded", replace(p.ledger.get_build(build.id), status=BuildStatus.SUCCEEDED))
+    p.ledger.end_step(build.id, "Notify")
+    done = p.ledger.finish_build(build.id, BuildStatus.SUCCEEDED)
+    return {"status": done.status}
+
+
+def record_failure(event: Event, context: Any = None) -> Event:
+    """Record why the build failed, keep the live endpoint as it was, and tell people."""
+    p = ports()
+    error = event.get("error") or {}
+    error_type, reason = parse_error(error)
+    build = _build(event)
+    if build.endpoint_name and build.endpoint_config and build.current_step in ("Deploy", "VerifyLive"):
+        p.hosting.cancel_update(build.endpoint_name, build.endpoint_config)
+    status = BuildStatus.GATE_FAILED if error_type == "GateFailed" else BuildStatus.FAILED
+    done = p.ledger.finish_build(build.id, status, reason=reason, error_type=error_type)
+    _publish("build.gate_failed" if status == BuildStatus.GATE_FAILED else "build.failed", done)
+    return {"status": done.status, "failed_step": done.failed_step, "reason": done.failure_reason}
+
+
+def parse_error(error: dict[str, Any]) -> tuple[str, str]:
+    """(error type, one-line reason) from a Catch's ``{Error, Cause}``."""
+    error_type = error.get("Error", "Unknown")
+    cause = error.get("Cause", "")
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, dict) and "errorMessage" in parsed:
+            cause = parsed["errorMessage"]
+            error_type = parsed.get("errorType", error_type)
+    except (json.JSONDecodeError, TypeError):
+        pass
+    if error_type == "States.Timeout":
+        cause = cause or "a step took longer than its timeout"
+    return error_type, (str(cause).strip() or error_type)
+
+
+def notification_payload(build: Build, live: dict[str, Any] | None) -> dict[str, Any]:
+    """What every notification carries: enough to act on without opening anything."""
+    return {"build_id": build.id, "build_number": build.number, "pipeline": build.pipeline,
+            "version": build.version, "status": build.status, "trigger_source": build.trigger_source,
+            "reason": build.reason, "duration_seconds": round(build.duration or 0.0, 1),
+            "metrics": build.metrics, "failed_step": build.failed_step, "failure_reason": build.failure_reason,
+            "live": live}
+
+
+def _publish(event: str, build: Build) -> None:
+    p = ports()
+    live = p.ledger.live_deployment(build.endpoint_name) if build.endpoint_name else None
+    try:
+        p.notifier.publish(event, notification_payload(build, live))
+    except Exception:  # a failing sink must never fail the build
+        logger.exception("notification failed", extra={"event": event, "build": build.number})
+
+
+HANDLERS: dict[str, Callable[[Event, Any], Event]] = {
+    "initialize": initialize, "start_training": start_training, "training_status": training_status,
+    "evaluate": evaluate, "register": register, "deploy": deploy, "endpoint_status": endpoint_status,
+    "verify_live": verify_live, "notify_success": notify_success, "record_failure": record_failure,
+}
