@@ -132,6 +132,10 @@ class EngineBuilds:
             self._notify("build.interrupted", done)
         return interrupted
 
+    def prepare(self) -> None:
+        """Create the state machine now: moto parses ASL slowly the first time (about 1 s)."""
+        self._engine.ensure_state_machine(STATE_MACHINE, render_definition())
+
     def start_monitor(self) -> None:
         self._monitor = threading.Thread(target=self._watch, name="build-monitor", daemon=True)
         self._monitor.start()

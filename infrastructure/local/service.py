@@ -106,6 +106,7 @@ class LocalService:
         interrupted = self.builds.recover()
         killed = self.ports.training.recover()  # type: ignore[attr-defined]
         restored = self.ports.hosting.restore()  # type: ignore[attr-defined]
+        self.builds.prepare()
         self.api.start()
         self.builds.start_monitor()
         info = {"pid": os.getpid(), "url": self.api.url, "port": self.api.port, "started_at": time.time(),

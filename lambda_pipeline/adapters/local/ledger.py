@@ -83,7 +83,7 @@ class SqliteLedger:
             else:
                 rows = self._db.query("SELECT * FROM builds WHERE id = ?", (text,))
             if not rows:
-                raise BuildNotFound(f"no build {ref!r}: give a build number (e.g. 3) or id")
+                raise BuildNotFound(f"no build {text!r}: give a build number (e.g. 3) or id")
         return self._to_build(rows[0])
 
     def list_builds(self, limit: int = 20, statuses: tuple[str, ...] | None = None) -> list[Build]:

@@ -1,0 +1,77 @@
+"""Builds port over the local engine's HTTP API (see ``infrastructure/local/api.py``)."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from ... import errors
+from ...errors import EngineNotRunning, SageBuildError
+from ...model import Build, EndpointInfo, LogChunk
+
+__all__ = ["HttpBuilds"]
+
+
+class HttpBuilds:
+    """Talks to a running engine; domain errors come back as the same exception classes."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._timeout = timeout
+
+    def start(self, reason: str, source: str = "cli", hyperparameters: dict[str, Any] | None = None) -> Build:
+        body = {"reason": reason, "source": source, "hyperparameters": hyperparameters or {}}
+        return Build.from_dict(self._call("POST", "/v1/builds", body))
+
+    def stop(self, ref: str | int | None = None) -> Build:
+        return Build.from_dict(self._call("POST", f"/v1/builds/{_ref(ref, 'current')}/stop", {}))
+
+    def get(self, ref: str | int | None = None) -> Build:
+        return Build.from_dict(self._call("GET", f"/v1/builds/{_ref(ref, 'latest')}"))
+
+    def list(self, limit: int = 20) -> list[Build]:
+        return [Build.from_dict(b) for b in self._call("GET", f"/v1/builds?limit={int(limit)}")["builds"]]
+
+    def logs(self, ref: str | int | None = None, offset: int = 0) -> LogChunk:
+        data = self._call("GET", f"/v1/builds/{_ref(ref, 'latest')}/logs?offset={int(offset)}")
+        return LogChunk(**data)
+
+    def endpoints(self) -> list[EndpointInfo]:
+        return [EndpointInfo(**e) for e in self._call("GET", "/v1/endpoints")["endpoints"]]
+
+    def history(self, ref: str | int | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", f"/v1/builds/{_ref(ref, 'latest')}/history")["events"]
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/health")
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise _error_from(exc) from None
+        except (urllib.error.URLError, ConnectionError) as exc:
+            raise EngineNotRunning(f"cannot reach the engine at {self.url} ({exc}); "
+                                   "start it with `sagebuild up`") from None
+
+
+def _ref(ref: str | int | None, default: str) -> str:
+    return urllib.parse.quote(str(ref if ref is not None else default).lstrip("#"), safe="")
+
+
+def _error_from(exc: urllib.error.HTTPError) -> SageBuildError:
+    try:
+        info = json.loads(exc.read())["error"]
+        kind, message = info["type"], info["message"]
+    except (ValueError, KeyError, TypeError):
+        return SageBuildError(f"the engine answered HTTP {exc.code}")
+    cls = getattr(errors, kind, None)
+    if isinstance(cls, type) and issubclass(cls, SageBuildError):
+        return cls(message)
+    return SageBuildError(f"{kind}: {message}")

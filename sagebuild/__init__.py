@@ -1,0 +1,2 @@
+"""SageBuild: continuous delivery for ML models. The CLI lives in :mod:`sagebuild.cli`."""
+__all__: list[str] = []

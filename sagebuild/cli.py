@@ -1,0 +1,377 @@
+"""The ``sagebuild`` command line.
+
+Errors print as one line on stderr with a meaningful exit code: 0 success, 1 a failed build
+or an unreachable engine, 2 bad usage, bad config or not found, 130 interrupted. ``--debug``
+shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, TextIO
+
+from lambda_pipeline.adapters.local.config_store import CONFIG_FILE
+from lambda_pipeline.adapters.local.http_builds import HttpBuilds
+from lambda_pipeline.adapters.local.ledger_builds import LedgerBuilds
+from lambda_pipeline.errors import (ConfigError, EngineNotRunning, InvocationError, NotFound,
+                                    SageBuildError)
+from lambda_pipeline.model import Build, BuildStatus
+
+from . import present
+from .project import copy_example, write_scaffold
+
+__all__ = ["main", "UI", "Context", "engine_url"]
+
+
+
+class UI:
+    """Where the CLI writes; tests swap the streams."""
+
+    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.out, self.err = out, err
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def warn(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+    @property
+    def interactive(self) -> bool:
+        return hasattr(self.out, "isatty") and self.out.isatty()
+
+
+class Context:
+    """What every command gets: the project, the UI, and the Builds port for that project."""
+
+    def __init__(self, project: Path, ui: UI, debug: bool = False) -> None:
+        self.project, self.ui, self.debug = project, ui, debug
+
+    def builds(self, need_engine: bool = False) -> HttpBuilds | LedgerBuilds:
+        url = engine_url(self.project)
+        if url is not None:
+            return HttpBuilds(url)
+        if need_engine:
+            raise EngineNotRunning(f"the engine is not running for {self.project}: "
+                                   "start it with `sagebuild up` (in another terminal)")
+        ledger = self.project / ".sagebuild" / "ledger.db"
+        if not ledger.exists():
+            raise NotFound(f"no builds in {self.project} yet: run `sagebuild up`, then `sagebuild start`")
+        return LedgerBuilds(str(ledger), str(self.project / ".sagebuild" / "jobs"))
+
+
+def engine_url(project: Path) -> str | None:
+    """The API URL of the engine running for ``project``, or None if none is alive."""
+    info_file = project / ".sagebuild" / "engine.json"
+    try:
+        info = json.loads(info_file.read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    try:
+        HttpBuilds(info["url"], timeout=3).health()
+    except SageBuildError:
+        return None
+    return info["url"]
+
+
+# -- commands -------------------------------------------------------------------------------
+def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
+    target = Path(args.dir or ctx.project).resolve()
+    if args.example:
+        copy_example(args.example, target, args.force)
+        ctx.ui.say(f"Created the {args.example} example in {target} (code in model/, data in data/).")
+    else:
+        config = write_scaffold(target, args.force)
+        ctx.ui.say(f"Wrote {config}. Put your SageMaker script-mode train.py in {target / 'model'} and "
+                   "your data in data/train and data/validation.")
+    ctx.ui.say("Next: `sagebuild up` in that folder, then `sagebuild start --reason \"first model\" --wait`.")
+    return 0
+
+
+def cmd_up(ctx: Context, args: argparse.Namespace) -> int:
+    from infrastructure.local.service import LocalService
+
+    if not (ctx.project / CONFIG_FILE).exists():
+        raise ConfigError(f"no {CONFIG_FILE} in {ctx.project}: run `sagebuild init` first (or pass --project)")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    service = LocalService(str(ctx.project), api_port=args.port, notify=ctx.ui.say)
+    try:
+        info = service.start()
+        ctx.ui.say(f"SageBuild engine for {ctx.project}")
+        ctx.ui.say(f"  API      {info['url']}  (pid {info['pid']})")
+        for number in info["interrupted"]:
+            ctx.ui.say(f"  build #{number} was interrupted when the engine stopped; recorded as INTERRUPTED")
+        for job in info["killed_jobs"]:
+            ctx.ui.say(f"  training job {job} was left running by the previous engine; stopped")
+        for name in info["endpoints"]:
+            ctx.ui.say(f"  endpoint {name} is being restored")
+        ctx.ui.say("Ready. Ctrl-C stops the engine, its builds and its endpoints.")
+        stop.wait()
+        ctx.ui.say("Stopping…")
+    finally:
+        service.close()
+    ctx.ui.say("Stopped.")
+    return 0
+
+
+def _parse_hps(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--hp takes NAME=VALUE, got {item!r}")
+        name, value = item.split("=", 1)
+        try:
+            out[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name.strip()] = value
+    return out
+
+
+def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
+    builds = ctx.builds(need_engine=True)
+    build = builds.start(args.reason, source="cli", hyperparameters=_parse_hps(args.hp))
+    queued = " (queued: another build is running)" if build.status == BuildStatus.QUEUED else ""
+    ctx.ui.say(f"Started build #{build.number} ({build.id}){queued}.")
+    if not args.wait:
+        ctx.ui.say(f"Follow it with `sagebuild status {build.number}` or `sagebuild logs {build.number} --follow`.")
+        return 0
+    final = watch(builds, build.id, ctx.ui)
+    return 0 if final.status == BuildStatus.SUCCEEDED else 1
+
+
+def watch(builds: Any, build_id: str, ui: UI, poll: float = 0.2, details: bool = True) -> Build:
+    """Show a build's progress until it ends: a line per step (a live line on a terminal)."""
+    seen: dict[str, str] = {}
+    build = builds.get(build_id)
+    while True:
+        for step in build.steps:
+            state = "done" if step.ended_at else "running"
+            if seen.get(step.name) != state:
+                seen[step.name] = state
+                if ui.interactive and state == "running":
+                    continue
+                ui.say(f"  {step.name:<11} {'started' if state == 'running' else 'finished in ' + present.seconds(step.duration)}"
+                       + (f"  ({step.detail})" if step.detail and state == 'done' else ""))
+        if build.done:
+            break
+        if ui.interactive:
+            current = build.current_step or build.status.lower()
+            ui.out.write(f"\r  … {current} ({present.seconds(build.duration or 0)})   \r")
+            ui.out.flush()
+        time.sleep(poll)
+        build = builds.get(build_id)
+    if ui.interactive:
+        ui.out.write("\r" + " " * 60 + "\r")
+    if details:
+        ui.say(present.build_details(build))
+    return build
+
+
+def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
+    build = ctx.builds(need_engine=True).stop(args.build)
+    ctx.ui.say(f"Stopped build #{build.number}: {build.status}. The live endpoint is unchanged.")
+    return 0
+
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    build = ctx.builds().get(args.build)
+    if args.json:
+        ctx.ui.say(json.dumps(present.as_json(build), indent=2, default=str))
+    else:
+        ctx.ui.say(present.build_details(build))
+    return 0
+
+
+def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    builds = ctx.builds().list(args.limit)
+    if args.json:
+        ctx.ui.say(json.dumps({"builds": [present.as_json(b) for b in builds]}, indent=2, default=str))
+        return 0
+    if not builds:
+        ctx.ui.say("No builds yet: `sagebuild start --reason \"first model\"` starts one.")
+    now = time.time()
+    for build in builds:
+        ctx.ui.say(present.build_row(build, now))
+    return 0
+
+
+def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
+    builds = ctx.builds()
+    offset = 0
+    while True:
+        chunk = builds.logs(args.build, offset)
+        if chunk.text:
+            ctx.ui.out.write(chunk.text)
+            ctx.ui.out.flush()
+        offset = chunk.next_offset
+        if not args.follow or chunk.complete:
+            break
+        if not chunk.text:
+            time.sleep(0.3)
+    build = builds.get(args.build)
+    if not build.training_job:
+        ctx.ui.warn(f"build #{build.number} has no training log yet ({build.status.lower()})")
+    return 0
+
+
+def cmd_endpoints(ctx: Context, args: argparse.Namespace) -> int:
+    endpoints = ctx.builds(need_engine=True).endpoints()
+    if args.json:
+        ctx.ui.say(json.dumps({"endpoints": [e.to_dict() for e in endpoints]}, indent=2))
+        return 0
+    if not endpoints:
+        ctx.ui.say("No endpoints yet: a successful build creates one.")
+    for e in endpoints:
+        ctx.ui.say(f"{e.name:<24} {e.status:<10} {e.model_version or '-':<6} {e.url or '-':<26} "
+                   f"live since {present.ago(e.updated_at)}" + (f"  ({e.failure_reason})" if e.failure_reason else ""))
+    return 0
+
+
+def invoke_endpoint(url: str, body: bytes, content_type: str, accept: str = "application/json",
+                    timeout: float = 30.0) -> tuple[int, bytes]:
+    """POST to an endpoint's /invocations; returns (status, body). Raises InvocationError on errors."""
+    request = urllib.request.Request(url.rstrip("/") + "/invocations", data=body, method="POST",
+                                     headers={"Content-Type": content_type, "Accept": accept})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        raise InvocationError(f"the endpoint answered HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}") from None
+    except urllib.error.URLError as exc:
+        raise InvocationError(f"cannot reach the endpoint at {url}: {exc.reason}") from None
+
+
+def cmd_invoke(ctx: Context, args: argparse.Namespace) -> int:
+    endpoints = {e.name: e for e in ctx.builds(need_engine=True).endpoints()}
+    if args.endpoint not in endpoints:
+        known = ", ".join(sorted(endpoints)) or "none yet"
+        raise NotFound(f"no endpoint {args.endpoint!r} (endpoints: {known})")
+    endpoint = endpoints[args.endpoint]
+    if not endpoint.url or endpoint.status != "InService":
+        raise InvocationError(f"endpoint {args.endpoint} is {endpoint.status}, not InService")
+    if args.file:
+        try:
+            body = Path(args.file).read_bytes()
+        except OSError as exc:
+            raise NotFound(f"cannot read {args.file}: {exc.strerror}") from None
+    else:
+        body = args.data.encode()
+    stripped = body.lstrip()
+    content_type = args.content_type or ("application/json" if stripped[:1] in (b"[", b"{") else "text/csv")
+    _, answer = invoke_endpoint(endpoint.url, body, content_type, args.accept)
+    ctx.ui.say(answer.decode(errors="replace").rstrip())
+    return 0
+
+
+def cmd_timeline(ctx: Context, args: argparse.Namespace) -> int:
+    build = ctx.builds().get(args.build)
+    ctx.ui.say(f"Build #{build.number} {build.status}")
+    ctx.ui.say(present.timeline(build.steps))
+    return 0
+
+
+def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo(Path(args.dir).resolve(), ctx.ui)
+
+
+# -- parser ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sagebuild", description="Continuous delivery for ML models, locally "
+                                     "or on AWS. Run commands inside a project folder (or pass --project).")
+    parser.add_argument("--project", default=os.environ.get("SAGEBUILD_PROJECT", "."),
+                        help="project folder holding sagebuild.json (default: current folder)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="scaffold a project config (with comments), or copy an example")
+    p.add_argument("dir", nargs="?", help="folder to initialise (default: the project folder)")
+    p.add_argument("--example", help="copy a sample project, e.g. 'wine'")
+    p.add_argument("--force", action="store_true", help="overwrite an existing sagebuild.json")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("up", help="run the engine, its API and the endpoints in the foreground")
+    p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (default: a free one)")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("start", help="start a build")
+    p.add_argument("--reason", default="started from the CLI", help="why (recorded in the ledger)")
+    p.add_argument("--hp", action="append", metavar="NAME=VALUE", help="override a hyperparameter (repeatable)")
+    p.add_argument("--wait", action="store_true", help="show progress until the build ends")
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("stop", help="stop a build (default: the running one); the live model stays")
+    p.add_argument("build", nargs="?", help="build number or id")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("status", help="show a build (default: the latest)")
+    p.add_argument("build", nargs="?", help="build number or id")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("list", help="list recent builds, newest first")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("logs", help="print a build's training log")
+    p.add_argument("build", nargs="?", help="build number or id (default: the latest)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("endpoints", help="list endpoints and what they serve")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_endpoints)
+
+    p = sub.add_parser("invoke", help="call a live endpoint")
+    p.add_argument("endpoint")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--data", help="the request body: a CSV row or JSON")
+    group.add_argument("--file", help="read the request body from a file")
+    p.add_argument("--content-type", help="default: application/json for JSON bodies, else text/csv")
+    p.add_argument("--accept", default="application/json")
+    p.set_defaults(func=cmd_invoke)
+
+    p = sub.add_parser("timeline", help="show a build's steps on a time axis")
+    p.add_argument("build", nargs="?")
+    p.set_defaults(func=cmd_timeline)
+
+    p = sub.add_parser("demo", help="build, deploy and call the sample model end to end")
+    p.add_argument("--dir", default="sagebuild-demo", help="where the demo project lives (default: ./sagebuild-demo)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None, ui: UI | None = None) -> int:
+    ui = ui or UI()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    import logging
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx = Context(Path(args.project).resolve(), ui, args.debug)
+    try:
+        return args.func(ctx, args)
+    except SageBuildError as exc:
+        if args.debug:
+            raise
+        ui.warn(f"sagebuild: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        ui.warn("sagebuild: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

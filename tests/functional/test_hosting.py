@@ -1,0 +1,158 @@
+"""Local hosting honours the SageMaker serving contract and updates blue/green without failures."""
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import joblib
+import pytest
+from sklearn.datasets import load_wine
+from sklearn.tree import DecisionTreeClassifier
+
+from lambda_pipeline.adapters.local.artifacts import LocalArtifactStore
+from lambda_pipeline.adapters.local.hosting import LocalHostingPlatform
+from lambda_pipeline.adapters.local.tarballs import pack_dir
+from tests.helpers import SAMPLE_ROW, invoke
+
+INFERENCE = '''
+import json, os, joblib
+def model_fn(model_dir):
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+def output_fn(prediction, accept):
+    return json.dumps({"tag": os.environ.get("MODEL_TAG", "%s"), "labels": prediction.tolist()}), "application/json"
+'''
+
+
+def make_model(tmp_path, artifacts, name, depth, tag=None, broken=False):
+    folder = tmp_path / "src" / name
+    (folder / "model").mkdir(parents=True)
+    x, y = load_wine(return_X_y=True)
+    joblib.dump(DecisionTreeClassifier(max_depth=depth, random_state=0).fit(x, y), folder / "model" / "model.joblib")
+    pack_dir(str(folder / "model"), str(folder / "model.tar.gz"))
+    model_uri = artifacts.put_file(f"models/{name}/model.tar.gz", str(folder / "model.tar.gz"))
+    code_uri = None
+    if tag is not None:
+        (folder / "code").mkdir()
+        text = INFERENCE % tag if not broken else "raise RuntimeError('cannot import the model code')\n"
+        (folder / "code" / "inference.py").write_text(text)
+        pack_dir(str(folder / "code"), str(folder / "code.tar.gz"))
+        code_uri = artifacts.put_file(f"models/{name}/code.tar.gz", str(folder / "code.tar.gz"))
+    return model_uri, code_uri
+
+
+@pytest.fixture
+def hosting(tmp_path):
+    artifacts = LocalArtifactStore(str(tmp_path / "artifacts"))
+    platform = LocalHostingPlatform(str(tmp_path / "endpoints"), str(tmp_path / "db.sqlite"), artifacts,
+                                    ready_timeout=60, long_poll_seconds=0.5)
+    yield platform, artifacts
+    platform.shutdown()
+
+
+def wait_in_service(platform, name, config=None, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        desc = platform.describe_endpoint(name)
+        if desc["EndpointStatus"] in ("InService", "Failed") and not desc.get("PendingEndpointConfigName"):
+            return desc
+    raise TimeoutError(name)
+
+
+def deploy(platform, artifacts, tmp_path, name, depth, tag=None, broken=False, endpoint="ep"):
+    model_uri, code_uri = make_model(tmp_path, artifacts, name, depth, tag, broken)
+    platform.create_model(name, model_uri, code_uri, "inference.py" if code_uri else None)
+    platform.create_endpoint_config(f"{name}-config", name)
+    if platform.describe_endpoint(endpoint) is None:
+        platform.create_endpoint(endpoint, f"{name}-config")
+    else:
+        platform.update_endpoint(endpoint, f"{name}-config")
+    return wait_in_service(platform, endpoint)
+
+
+def test_default_handlers_serve_a_joblib_model_with_csv_and_json(hosting, tmp_path):
+    platform, artifacts = hosting
+    desc = deploy(platform, artifacts, tmp_path, "plain", depth=3)
+    assert desc["EndpointStatus"] == "InService" and desc["EndpointConfigName"] == "plain-config"
+    url = desc["Url"]
+    with urllib.request.urlopen(url + "/ping") as resp:
+        assert resp.status == 200
+    status, body = invoke(url, SAMPLE_ROW + "\n" + SAMPLE_ROW)
+    assert status == 200 and json.loads(body) == [0, 0]
+    status, body = invoke(url, json.dumps([[float(v) for v in SAMPLE_ROW.split(",")]]), "application/json")
+    assert status == 200 and json.loads(body) == [0]
+    status, body = invoke(url, "<xml/>", "application/xml")
+    assert status == 415 and b"text/csv" in body
+    status, body = invoke(url, "1,2", "text/csv")  # wrong feature count: the model's error, a 4xx
+    assert status == 400 and b"features" in body
+    assert platform.ping_endpoint("ep")
+
+
+def test_user_inference_functions_are_used(hosting, tmp_path):
+    platform, artifacts = hosting
+    desc = deploy(platform, artifacts, tmp_path, "custom", depth=2, tag="blue")
+    status, body = invoke(desc["Url"])
+    assert status == 200 and json.loads(body) == {"tag": "blue", "labels": [0]}
+
+
+def test_update_is_blue_green_with_zero_failed_requests_under_load(hosting, tmp_path):
+    platform, artifacts = hosting
+    url = deploy(platform, artifacts, tmp_path, "blue", depth=2, tag="blue")["Url"]
+    stop = threading.Event()
+    results: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                status, body = invoke(url)
+                tag = json.loads(body)["tag"] if status == 200 else body.decode()
+            except Exception as exc:  # a refused or reset connection counts as a failure
+                status, tag = 0, repr(exc)
+            with lock:
+                results.append((status, tag))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    desc = deploy(platform, artifacts, tmp_path, "green", depth=4, tag="green")
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    failures = [r for r in results if r[0] != 200]
+    tags = [r[1] for r in results if r[0] == 200]
+    assert desc["EndpointConfigName"] == "green-config" and desc["Url"] == url  # same address
+    assert failures == [], failures[:5]
+    assert len(results) > 50
+    assert tags[0] == "blue" and tags[-1] == "green"
+    first_green = tags.index("green")
+    assert "blue" not in tags[first_green + 8:]  # traffic moved once and stayed moved (in-flight may finish)
+
+
+def test_failed_update_keeps_the_old_model_in_service(hosting, tmp_path):
+    platform, artifacts = hosting
+    url = deploy(platform, artifacts, tmp_path, "good", depth=2, tag="good")["Url"]
+    desc = deploy(platform, artifacts, tmp_path, "bad", depth=2, tag="bad", broken=True)
+    assert desc["EndpointStatus"] == "InService"
+    assert desc["EndpointConfigName"] == "good-config"
+    assert "update to bad-config failed and was rolled back" in desc["FailureReason"]
+    assert "cannot import the model code" in desc["FailureReason"]
+    status, body = invoke(url)
+    assert status == 200 and json.loads(body)["tag"] == "good"
+
+
+def test_endpoint_comes_back_on_its_port_after_a_restart(hosting, tmp_path):
+    platform, artifacts = hosting
+    url = deploy(platform, artifacts, tmp_path, "keep", depth=2, tag="keep")["Url"]
+    platform.shutdown()
+    fresh = LocalHostingPlatform(str(tmp_path / "endpoints"), str(tmp_path / "db.sqlite"), artifacts,
+                                 long_poll_seconds=0.5)
+    try:
+        assert fresh.restore() == ["ep"]
+        desc = wait_in_service(fresh, "ep")
+        assert desc["Url"] == url and desc["EndpointConfigName"] == "keep-config"
+        assert json.loads(invoke(url)[1])["tag"] == "keep"
+    finally:
+        fresh.shutdown()

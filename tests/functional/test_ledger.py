@@ -1,0 +1,83 @@
+import sqlite3
+
+import pytest
+
+from lambda_pipeline.adapters.local.ledger import SqliteLedger
+from lambda_pipeline.errors import BuildNotFound
+from lambda_pipeline.model import BuildStatus
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def ledger(tmp_path, clock):
+    return SqliteLedger(str(tmp_path / "ledger.db"), clock=clock)
+
+
+def test_builds_are_numbered_and_found_by_number_id_or_latest(ledger):
+    a = ledger.create_build("wine", "cli", "first", {"depth": 3})
+    b = ledger.create_build("wine", "git", "second")
+    assert (a.number, b.number) == (1, 2)
+    assert ledger.get_build(1).id == a.id
+    assert ledger.get_build("#2").id == b.id
+    assert ledger.get_build(a.id).hyperparameters == {"depth": 3}
+    assert ledger.get_build().number == 2
+    assert [x.number for x in ledger.list_builds()] == [2, 1]
+
+
+def test_unknown_build_and_empty_ledger(ledger):
+    with pytest.raises(BuildNotFound, match="no builds yet"):
+        ledger.get_build()
+    ledger.create_build("wine", "cli", "x")
+    with pytest.raises(BuildNotFound, match="no build '7'"):
+        ledger.get_build(7)
+
+
+def test_steps_keep_times_and_the_failed_step_is_the_current_one(ledger, clock):
+    build = ledger.create_build("wine", "cli", "x", status=BuildStatus.RUNNING)
+    ledger.begin_step(build.id, "Initialize")
+    clock.now += 2
+    ledger.end_step(build.id, "Initialize")
+    ledger.begin_step(build.id, "Train")
+    clock.now += 5
+    done = ledger.finish_build(build.id, BuildStatus.FAILED, reason="ValueError: boom", error_type="TrainingFailed")
+    assert done.failed_step == "Train"
+    assert [(s.name, s.status, s.duration) for s in done.steps] == [("Initialize", "SUCCEEDED", 2.0),
+                                                                    ("Train", "FAILED", 5.0)]
+
+
+def test_first_terminal_status_wins(ledger):
+    build = ledger.create_build("wine", "cli", "x", status=BuildStatus.RUNNING)
+    ledger.finish_build(build.id, BuildStatus.ABORTED, reason="stopped by a user")
+    again = ledger.finish_build(build.id, BuildStatus.SUCCEEDED)
+    assert again.status == BuildStatus.ABORTED and again.failure_reason == "stopped by a user"
+
+
+def test_deployments_form_a_history(ledger, clock):
+    ledger.record_deployment("ep", "v1", "ep-v1", "b1")
+    clock.now += 10
+    ledger.record_deployment("ep", "v2", "ep-v2", "b2")
+    live = ledger.live_deployment("ep")
+    assert live["version"] == "v2" and live["replaced_at"] is None
+    assert ledger.live_deployment("other") is None
+
+
+def test_wal_mode_and_a_reader_in_another_connection(ledger, tmp_path):
+    ledger.create_build("wine", "cli", "x")
+    conn = sqlite3.connect(tmp_path / "ledger.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reader = SqliteLedger(str(tmp_path / "ledger.db"), readonly=True)
+    assert reader.get_build(1).reason == "x"
+    with pytest.raises(sqlite3.OperationalError):
+        reader.create_build("wine", "cli", "y")
