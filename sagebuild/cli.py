@@ -187,7 +187,7 @@ def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     build = ctx.builds().get(args.build)
     if args.json:
-        ctx.ui.say(json.dumps(present.as_json(build), indent=2, default=str))
+        ctx.ui.say(json.dumps(present.as_json(build, with_config=True), indent=2, default=str))
     else:
         ctx.ui.say(present.build_details(build))
     return 0

@@ -88,7 +88,7 @@ def timeline(steps: list[StepRecord], width: int = 32, indent: str = "") -> str:
     return "\n".join(rows)
 
 
-def as_json(build: Build) -> dict[str, Any]:
-    data = build.to_dict()
+def as_json(build: Build, with_config: bool = False) -> dict[str, Any]:
+    data = build.to_dict(with_config=with_config)
     data["duration"] = build.duration
     return data

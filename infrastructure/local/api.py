@@ -5,7 +5,7 @@ Routes (JSON in, JSON out; errors are ``{"error": {"type", "message"}}``):
     GET  /v1/health                      {"status": "ok", "pid"}
     GET  /v1/builds?limit=N              {"builds": [Build...]}   newest first
     POST /v1/builds                      {"reason", "source"?, "hyperparameters"?} -> 201 Build
-    GET  /v1/builds/{ref}                Build                    ref: number, id or "latest"
+    GET  /v1/builds/{ref}                Build with its config snapshot; ref: number, id or "latest"
     POST /v1/builds/{ref}/stop           Build                    ref may be "current"
     GET  /v1/builds/{ref}/logs?offset=K  {"text", "next_offset", "complete"}
     GET  /v1/builds/{ref}/history        {"events": [...]}        execution history
@@ -96,7 +96,7 @@ class ApiServer:
         if len(parts) >= 2 and parts[0] == "builds":
             ref: str | None = None if parts[1] in ("latest", "current") else parts[1]
             if len(parts) == 2 and method == "GET":
-                return 200, b.get(ref).to_dict()
+                return 200, b.get(ref).to_dict(with_config=True)
             if parts[2:] == ["stop"] and method == "POST":
                 return 200, b.stop(ref).to_dict()
             if parts[2:] == ["logs"] and method == "GET":

@@ -36,6 +36,12 @@ def test_builds_are_numbered_and_found_by_number_id_or_latest(ledger):
     assert [x.number for x in ledger.list_builds()] == [2, 1]
 
 
+def test_ids_never_read_as_numbers(ledger):
+    ids = [ledger.create_build("wine", "cli", str(i)).id for i in range(200)]
+    assert all(not i.isdigit() for i in ids)
+    assert ledger.get_build(ids[150]).reason == "150"
+
+
 def test_unknown_build_and_empty_ledger(ledger):
     with pytest.raises(BuildNotFound, match="no builds yet"):
         ledger.get_build()

@@ -60,7 +60,8 @@ class SqliteLedger:
     def create_build(self, pipeline: str, trigger_source: str, reason: str,
                      hyperparameters: dict[str, Any] | None = None,
                      status: str = BuildStatus.QUEUED) -> Build:
-        build_id = uuid.uuid4().hex[:12]
+        # Ids always start with a letter so they never read as a build number.
+        build_id = "b" + uuid.uuid4().hex[:11]
         with self._db.transaction() as conn:
             number = conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM builds").fetchone()[0]
             conn.execute(

@@ -1,0 +1,197 @@
+"""End to end through the real engine (`sagebuild up` as a subprocess), real training and serving."""
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from tests.helpers import SAMPLE_ROW, EngineProcess, cli, edit_config, invoke, marked_processes
+
+pytestmark = pytest.mark.e2e
+
+CRASH = """
+import sys
+print("loading data")
+raise ValueError("learning rate must be positive, got -0.1")
+"""
+
+SLOW = """
+import os, signal, subprocess, sys, time
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+print("epoch 1", flush=True)
+time.sleep(300)
+"""
+
+
+def live_config(engine):
+    return engine.endpoint()["endpoint_config"]
+
+
+def test_a_build_trains_gates_registers_deploys_and_serves(project, engine):
+    started = engine.start_build("first model")
+    assert started["status"] == "RUNNING" and started["number"] == 1
+    build = engine.wait_build(1)
+    assert build["status"] == "SUCCEEDED", build
+    assert build["version"] == "v1"
+    assert build["metrics"]["validation:accuracy"] > 0.85
+    assert [s["name"] for s in build["steps"]] == ["Initialize", "Train", "Evaluate", "Register", "Deploy",
+                                                   "VerifyLive", "Notify"]
+    assert all(s["status"] == "SUCCEEDED" and s["ended_at"] >= s["started_at"] for s in build["steps"])
+    assert build["endpoint_config"].startswith("wine-classifier-v1-")
+    endpoint = engine.endpoint()
+    assert endpoint["status"] == "InService" and endpoint["model_version"] == "v1"
+    status, body = invoke(endpoint["url"])
+    assert status == 200 and json.loads(body)["predictions"][0]["label"] == "class_0"
+    # the CLI sees the same thing
+    out = cli(project, "invoke", "wine-classifier", "--data", SAMPLE_ROW)
+    assert out.returncode == 0 and "class_0" in out.stdout
+    listed = json.loads(cli(project, "list", "--json").stdout)
+    assert [b["number"] for b in listed["builds"]] == [1]
+    status_json = json.loads(cli(project, "status", "1", "--json").stdout)
+    assert status_json["status"] == "SUCCEEDED"
+    assert status_json["config"]["pipeline"] == "wine-classifier"  # the snapshot the build used
+    assert status_json["config"]["training"]["hyperparameters"] == {"n-estimators": 100, "max-depth": 6}
+    logs = cli(project, "logs", "1")
+    assert "validation accuracy:" in logs.stdout
+    history = engine.api("GET", "/v1/builds/1/history")["events"]
+    assert any(e["type"] == "ExecutionSucceeded" for e in history)
+
+
+def test_training_script_raises_build_fails_with_its_message_live_model_untouched(project, engine):
+    assert engine.wait_build(engine.start_build("good")["number"])["status"] == "SUCCEEDED"
+    before = live_config(engine)
+    (project / "model" / "crash.py").write_text(CRASH)
+    edit_config(project, training={"entry_point": "crash.py"})
+    build = engine.wait_build(engine.start_build("crashing script")["number"])
+    assert build["status"] == "FAILED"
+    assert build["failed_step"] == "Train"
+    assert build["failure_reason"] == "ValueError: learning rate must be positive, got -0.1 (exit code 1)"
+    assert build["error_type"] == "TrainingFailed"
+    assert live_config(engine) == before
+    assert invoke(engine.endpoint()["url"])[0] == 200
+    shown = cli(project, "status", str(build["number"]))
+    assert "failed at Train: ValueError: learning rate must be positive" in shown.stdout
+
+
+def test_stop_during_training_aborts_kills_the_job_and_keeps_the_endpoint(project, engine):
+    assert engine.wait_build(engine.start_build("good")["number"])["status"] == "SUCCEEDED"
+    before = live_config(engine)
+    (project / "model" / "slow.py").write_text(SLOW)
+    edit_config(project, training={"entry_point": "slow.py"})
+    number = engine.start_build("slow")["number"]
+    engine.wait_build(number, step="Train")
+    deadline = time.monotonic() + 20
+    while len(marked_processes(project)) < 2:  # the script and its helper child
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(0.1)
+    out = cli(project, "stop", str(number))
+    assert out.returncode == 0, out.stderr
+    assert f"Stopped build #{number}: ABORTED" in out.stdout
+    build = engine.build(number)
+    assert build["status"] == "ABORTED" and build["failed_step"] == "Train"
+    assert marked_processes(project) == []
+    assert live_config(engine) == before
+    assert invoke(engine.endpoint()["url"])[0] == 200
+    again = cli(project, "stop", str(number))
+    assert again.returncode == 1 and "already ended" in again.stderr
+
+
+def test_metric_under_the_gate_is_not_deployed_and_the_reason_states_both_numbers(project, engine):
+    assert engine.wait_build(engine.start_build("good")["number"])["status"] == "SUCCEEDED"
+    before = live_config(engine)
+    build = engine.wait_build(engine.start_build("too shallow", **{"n-estimators": 1, "max-depth": 1})["number"])
+    assert build["status"] == "GATE_FAILED"
+    assert build["failed_step"] == "Evaluate"
+    accuracy = build["metrics"]["validation:accuracy"]
+    assert accuracy < 0.85
+    assert build["failure_reason"] == f"validation:accuracy {accuracy:.4g} is below the minimum 0.85"
+    assert live_config(engine) == before
+
+
+def test_bad_config_is_refused_before_any_step_naming_the_key(project, engine):
+    edit_config(project, training={"max_runtime_seconds": "ten minutes"})
+    out = cli(project, "start", "--reason", "bad config")
+    assert out.returncode == 2
+    assert "'training.max_runtime_seconds' must be an integer" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1  # one clear line, no traceback
+    edit_config(project, training={"max_runtime_seconds": 600, "entry_pont": "x.py"})
+    out = cli(project, "start")
+    assert out.returncode == 2 and "unknown key 'training.entry_pont'" in out.stderr
+    assert "did you mean 'training.entry_point'" in out.stderr
+    assert engine.api("GET", "/v1/builds")["builds"] == []  # nothing started
+
+
+def test_second_build_updates_the_endpoint_with_zero_failed_requests(project, engine):
+    assert engine.wait_build(engine.start_build("v1")["number"])["status"] == "SUCCEEDED"
+    url = engine.endpoint()["url"]
+    stop = threading.Event()
+    results = []
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                results.append(invoke(url)[0])
+            except Exception as exc:
+                results.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    build = engine.wait_build(engine.start_build("v2", **{"n-estimators": 50})["number"])
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert build["status"] == "SUCCEEDED"
+    assert engine.endpoint()["model_version"] == "v2" and engine.endpoint()["url"] == url
+    assert len(results) > 100
+    assert [r for r in results if r != 200] == []
+
+
+def test_builds_queue_behind_a_running_one_or_are_refused(project, engine):
+    first = engine.start_build("one")
+    second = engine.start_build("two")
+    assert second["status"] == "QUEUED"
+    assert engine.wait_build(first["number"])["status"] == "SUCCEEDED"
+    assert engine.wait_build(second["number"])["status"] == "SUCCEEDED"
+    edit_config(project, builds={"when_running": "refuse"})
+    engine.start_build("three")
+    out = cli(project, "start", "--reason", "four")
+    assert out.returncode == 1 and "is still running" in out.stderr
+    engine.wait_build("latest")
+
+
+def test_engine_killed_mid_build_then_restarted_records_the_build_as_interrupted(project):
+    engine = EngineProcess(project).start()
+    try:
+        assert engine.wait_build(engine.start_build("kept")["number"])["status"] == "SUCCEEDED"
+        (project / "model" / "slow.py").write_text(SLOW)
+        edit_config(project, training={"entry_point": "slow.py"})
+        number = engine.start_build("will be interrupted")["number"]
+        engine.wait_build(number, step="Train")
+        deadline = time.monotonic() + 20
+        while len(marked_processes(project)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        engine.kill()  # SIGKILL: no chance to clean up
+        time.sleep(0.5)
+        leftovers = marked_processes(project)  # the direct child died with the engine (PDEATHSIG)
+        engine = EngineProcess(project).start()
+        assert marked_processes(project) == [], f"strays survived the restart: {leftovers}"
+        build = engine.build(number)
+        assert build["status"] == "INTERRUPTED"
+        assert build["failure_reason"] == "the engine stopped while the build was at Train; start a new build to retry"
+        first = engine.build(1)
+        assert first["status"] == "SUCCEEDED" and first["version"] == "v1"
+        assert [s["name"] for s in first["steps"]][-1] == "Notify"
+        # the live model came back on its port
+        deadline = time.monotonic() + 30
+        while engine.endpoint()["status"] != "InService":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert engine.endpoint()["model_version"] == "v1"
+        assert invoke(engine.endpoint()["url"])[0] == 200
+    finally:
+        engine.stop()
