@@ -1,14 +1,17 @@
 """The build's step handlers (see the package docstring)."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import sqlite3
 from dataclasses import replace
 from typing import Any, Callable
 
 from ..config import validate_config
-from ..errors import DeployFailed, GateFailed, SageBuildError, TrainingFailed, TrainingStopped
+from ..errors import DeployFailed, SageBuildError, TrainingFailed, TrainingStopped, TransientError
 from ..model import Build, BuildStatus
+from ..ports import Ports
 from ..runtime import ports
 from .gate import check_gate
 from .polling import next_wait
@@ -27,6 +30,31 @@ def _config(build: Build) -> dict[str, Any]:
     if build.config is None:
         raise SageBuildError(f"build {build.number} has no config snapshot: Initialize did not run")
     return build.config
+
+
+def _context(event: Event) -> tuple[Ports, Build, dict[str, Any]]:
+    """The ports, the build and its config snapshot: what every step after Initialize needs."""
+    build = _build(event)
+    return ports(), build, _config(build)
+
+
+def _keep_polling(state: Event, status: str, config: dict[str, Any]) -> Event:
+    """A poll that found the work still going: wait longer next time (back-off)."""
+    state.update(status=status, wait=next_wait(state.get("wait"), config["polling"]))
+    return state
+
+
+def _transient_on_busy_database(handler: Callable[[Event, Any], Event]) -> Callable[[Event, Any], Event]:
+    """A locked or busy database is worth a retry: raise TransientError, which the ASL retries."""
+    @functools.wraps(handler)
+    def wrapped(event: Event, context: Any = None) -> Event:
+        try:
+            return handler(event, context)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise TransientError(f"the ledger was busy: {exc}") from exc
+            raise
+    return wrapped
 
 
 def apply_overrides(config: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[str, Any]:
@@ -75,9 +103,7 @@ def initialize(event: Event, context: Any = None) -> Event:
 
 def start_training(event: Event, context: Any = None) -> Event:
     """Package the code and start the training job; return at once."""
-    p = ports()
-    build = _build(event)
-    config = _config(build)
+    p, build, config = _context(event)
     p.ledger.begin_step(build.id, "Train")
     code_uri = p.source.package_code(config["training"]["source_dir"])
     channels = {name: p.source.channel_uri(loc) for name, loc in config["training"]["channels"].items()}
@@ -90,9 +116,7 @@ def start_training(event: Event, context: Any = None) -> Event:
 
 def training_status(event: Event, context: Any = None) -> Event:
     """Check the training job: Completed moves on, Failed/Stopped raise, else wait longer."""
-    p = ports()
-    build = _build(event)
-    config = _config(build)
+    p, build, config = _context(event)
     state = dict(event["training"])
     job = p.training.describe_training_job(state["job_name"])
     status = job["TrainingJobStatus"]
@@ -109,15 +133,12 @@ def training_status(event: Event, context: Any = None) -> Event:
         p.ledger.end_step(build.id, "Train", detail=job["TrainingJobName"])
         state.update(status="Completed", artifact=artifact, metrics=metrics, wait=0)
         return state
-    state.update(status=status, wait=next_wait(state.get("wait"), config["polling"]))
-    return state
+    return _keep_polling(state, status, config)
 
 
 def evaluate(event: Event, context: Any = None) -> Event:
     """The validation gate: the configured metric must reach its minimum."""
-    p = ports()
-    build = _build(event)
-    config = _config(build)
+    p, build, config = _context(event)
     p.ledger.begin_step(build.id, "Evaluate")
     metrics = event["training"].get("metrics", {})
     result = check_gate(metrics, config["gate"])
@@ -127,9 +148,7 @@ def evaluate(event: Event, context: Any = None) -> Event:
 
 def register(event: Event, context: Any = None) -> Event:
     """Record the model version, its artifact, metrics and config in the registry."""
-    p = ports()
-    build = _build(event)
-    config = _config(build)
+    p, build, config = _context(event)
     p.ledger.begin_step(build.id, "Register")
     training = event["training"]
     p.ledger.register_model(build.version or "", build.id, training["artifact"], training.get("code"),
@@ -141,9 +160,7 @@ def register(event: Event, context: Any = None) -> Event:
 
 def deploy(event: Event, context: Any = None) -> Event:
     """Create the model and endpoint config, then create or update the endpoint; return at once."""
-    p = ports()
-    build = _build(event)
-    config = _config(build)
+    p, build, config = _context(event)
     model = event["model"]
     endpoint = config["deploy"]["endpoint"]
     p.ledger.begin_step(build.id, "Deploy")
@@ -169,9 +186,7 @@ def deploy(event: Event, context: Any = None) -> Event:
 
 def endpoint_status(event: Event, context: Any = None) -> Event:
     """Check the endpoint: InService moves on, Failed raises, else wait longer."""
-    p = ports()
-    build = _build(event)
-    config = _config(build)
+    p, build, config = _context(event)
     state = dict(event["deploy"])
     desc = p.hosting.describe_endpoint(state["endpoint"])
     if desc is None:
@@ -183,8 +198,7 @@ def endpoint_status(event: Event, context: Any = None) -> Event:
         p.ledger.end_step(build.id, "Deploy", detail=f"{state['action']} {state['endpoint']}")
         state.update(status="InService", wait=0)
         return state
-    state.update(status=status, wait=next_wait(state.get("wait"), config["polling"]))
-    return state
+    return _keep_polling(state, status, config)
 
 
 def verify_live(event: Event, context: Any = None) -> Event:
@@ -266,7 +280,9 @@ def _publish(event: str, build: Build) -> None:
 
 
 HANDLERS: dict[str, Callable[[Event, Any], Event]] = {
-    "initialize": initialize, "start_training": start_training, "training_status": training_status,
-    "evaluate": evaluate, "register": register, "deploy": deploy, "endpoint_status": endpoint_status,
-    "verify_live": verify_live, "notify_success": notify_success, "record_failure": record_failure,
+    name: _transient_on_busy_database(fn) for name, fn in {
+        "initialize": initialize, "start_training": start_training, "training_status": training_status,
+        "evaluate": evaluate, "register": register, "deploy": deploy, "endpoint_status": endpoint_status,
+        "verify_live": verify_live, "notify_success": notify_success, "record_failure": record_failure,
+    }.items()
 }

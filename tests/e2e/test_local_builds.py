@@ -195,3 +195,41 @@ def test_engine_killed_mid_build_then_restarted_records_the_build_as_interrupted
         assert invoke(engine.endpoint()["url"])[0] == 200
     finally:
         engine.stop()
+
+
+def test_ctrl_c_stops_the_engine_cleanly_mid_build(project):
+    engine = EngineProcess(project).start()
+    try:
+        (project / "model" / "slow.py").write_text(SLOW)
+        edit_config(project, training={"entry_point": "slow.py"})
+        number = engine.start_build("interrupted by ctrl-c")["number"]
+        engine.wait_build(number, step="Train")
+        deadline = time.monotonic() + 20
+        while len(marked_processes(project)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        engine.proc.send_signal(signal.SIGINT)
+        assert engine.proc.wait(timeout=30) == 0
+        assert "Stopped." in engine.log.read_text()
+        assert marked_processes(project) == []
+        assert not (project / ".sagebuild" / "engine.json").exists()
+        shown = json.loads(cli(project, "status", str(number), "--json").stdout)
+        assert shown["status"] == "INTERRUPTED"
+        assert shown["failure_reason"] == "the engine was shut down while the build ran"
+    finally:
+        engine.stop()
+
+
+def test_logs_follow_streams_a_running_build_until_it_ends(project, engine):
+    (project / "model" / "chatty.py").write_text(
+        "import time\nfor i in range(6):\n    print(f'epoch {i}', flush=True)\n    time.sleep(0.3)\n"
+        "import os, joblib\nfrom sklearn.dummy import DummyClassifier\n"
+        "joblib.dump(DummyClassifier().fit([[0]], [0]), os.path.join(os.environ['SM_MODEL_DIR'], 'm.joblib'))\n")
+    edit_config(project, training={"entry_point": "chatty.py", "metric_definitions": []}, gate={"metric": None, "minimum": None},
+                deploy={"entry_point": None})
+    number = engine.start_build("chatty")["number"]
+    out = cli(project, "logs", str(number), "--follow")
+    assert out.returncode == 0
+    assert [l for l in out.stdout.splitlines() if l.startswith("epoch")] == [f"epoch {i}" for i in range(6)]
+    done = engine.wait_build(number)
+    assert done["status"] == "SUCCEEDED", (done["failed_step"], done["failure_reason"])

@@ -71,3 +71,33 @@ def test_spoken_and_printed_times():
     assert ago(1000, now=1000 + 3600) == "1 hour ago"
     assert ago(1000, now=1003) == "just now"
     assert seconds(3.25) == "3.2s" and seconds(185) == "3m 05s"
+
+
+def test_a_busy_ledger_becomes_a_transient_error_the_state_machine_retries():
+    import sqlite3
+
+    from lambda_pipeline.errors import TransientError
+    from lambda_pipeline.steps.handlers import _transient_on_busy_database
+
+    def locked(event, context):
+        raise sqlite3.OperationalError("database is locked")
+
+    def broken(event, context):
+        raise sqlite3.OperationalError("no such table: builds")
+
+    with pytest.raises(TransientError, match="the ledger was busy"):
+        _transient_on_busy_database(locked)({}, None)
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        _transient_on_busy_database(broken)({}, None)
+
+
+def test_keep_polling_backs_off_across_many_polls():
+    from lambda_pipeline.steps.handlers import _keep_polling
+    cfg = {"polling": POLL}
+    state = {"job_name": "j", "wait": 1}
+    waits = []
+    for _ in range(50):
+        state = _keep_polling(dict(state), "InProgress", cfg)
+        waits.append(state["wait"])
+    assert waits[:5] == [2, 4, 8, 16, 30] and set(waits[5:]) == {30}
+    assert state["job_name"] == "j" and state["status"] == "InProgress"
