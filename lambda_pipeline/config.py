@@ -14,7 +14,12 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["load_config_text", "validate_config", "strip_comments", "SCHEMA", "Field"]
+__all__ = ["load_config_text", "validate_config", "strip_comments", "SCHEMA", "Field", "LOCAL_SKILL_ID",
+           "LOCAL_USER_ID"]
+
+# What `sagebuild say` and a local `skill serve` use unless the config names a real skill and users.
+LOCAL_SKILL_ID = "amzn1.ask.skill.sagebuild-local"
+LOCAL_USER_ID = "amzn1.ask.account.sagebuild-local"
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?$")
 
@@ -77,6 +82,12 @@ SCHEMA: dict[str, Any] = {
         "initial_seconds": Field((int,), "First wait before checking a long step.", default=1, minimum=0),
         "max_seconds": Field((int,), "Longest wait between checks.", default=60, minimum=1),
         "backoff_rate": Field(_NUM, "Each wait is the previous one times this.", default=2.0, minimum=1),
+    },
+    "skill": {
+        "skill_id": Field((str,), "Alexa skill id every request must carry.", default=LOCAL_SKILL_ID),
+        "allowed_user_ids": Field((list,), "Alexa user ids that may start and stop builds.",
+                                  default=[LOCAL_USER_ID]),
+        "others_can_query": Field((bool,), "Whether other users may still ask about builds.", default=True),
     },
     "builds": {
         "when_running": Field((str,), "A build started while one runs is queued or refused.",
@@ -185,6 +196,8 @@ def _check_semantics(cfg: dict[str, Any], problems: list[str]) -> None:
     names = {md["Name"] for md in cfg["training"]["metric_definitions"]}
     if gate["metric"] is not None and gate["metric"] not in names:
         problems.append(f"'gate.metric' {gate['metric']!r} is not defined in 'training.metric_definitions'")
+    if not all(isinstance(u, str) for u in cfg["skill"]["allowed_user_ids"]):
+        problems.append("'skill.allowed_user_ids' must be a list of Alexa user id strings")
     poll = cfg["polling"]
     if poll["initial_seconds"] > poll["max_seconds"]:
         problems.append("'polling.initial_seconds' must not exceed 'polling.max_seconds'")

@@ -104,6 +104,7 @@ class EndpointInfo:
     url: str | None
     updated_at: float | None
     failure_reason: str | None = None
+    build_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -347,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("build", nargs="?")
     p.set_defaults(func=cmd_timeline)
 
+    from .voice import add_voice_commands
+    add_voice_commands(sub)
+
     p = sub.add_parser("demo", help="build, deploy and call the sample model end to end")
     p.add_argument("--dir", default="sagebuild-demo", help="where the demo project lives (default: ./sagebuild-demo)")
     p.set_defaults(func=cmd_demo)

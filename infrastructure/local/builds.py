@@ -103,7 +103,8 @@ class EngineBuilds:
                                     endpoint_config=desc.get("EndpointConfigName"),
                                     model_version=live["version"] if live else None, url=desc.get("Url"),
                                     updated_at=live["deployed_at"] if live else None,
-                                    failure_reason=desc.get("FailureReason")))
+                                    failure_reason=desc.get("FailureReason"),
+                                    build_id=live["build_id"] if live else None))
         return out
 
     def history(self, ref: str | int | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,136 @@
+"""``sagebuild say`` and ``sagebuild skill serve``: the skill from a terminal, and over HTTP."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import threading
+import time
+from typing import Any
+
+from lambda_pipeline.adapters.local.config_store import FileConfigStore
+from lambda_pipeline.adapters.local.http_builds import HttpBuilds
+from lambda_pipeline.config import LOCAL_USER_ID
+from lambda_pipeline.errors import ConfigError, EngineNotRunning
+
+__all__ = ["cmd_say", "cmd_skill_serve", "add_voice_commands", "spoken_text"]
+
+_SESSION_FILE = "say-session.json"
+_SESSION_SECONDS = 300  # like a device: an open conversation lapses after a while
+
+
+def spoken_text(response: dict[str, Any]) -> str:
+    """The words of a response, without SSML tags."""
+    speech = (response.get("response") or {}).get("outputSpeech") or {}
+    text = speech.get("ssml") or speech.get("text") or ""
+    text = re.sub(r"<[^>]+>", "", text)
+    return text.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').strip()
+
+
+def _settings(ctx: Any) -> Any:
+    from skill.settings import SkillSettings
+    try:
+        return SkillSettings.from_config(FileConfigStore(str(ctx.project)).load())
+    except ConfigError:
+        if (ctx.project / "sagebuild.json").exists():
+            raise
+        return SkillSettings()
+
+
+def cmd_say(ctx: Any, args: argparse.Namespace) -> int:
+    from skill.app import SkillApp
+    from skill.envelopes import intent_request, launch_request
+    from skill.nlu import Resolver
+
+    settings = _settings(ctx)
+    resolver = Resolver(args.locale)
+    session_file = ctx.project / ".sagebuild" / _SESSION_FILE
+    session = _load_session(session_file, args.locale) if not args.new_session else None
+    user = args.user or LOCAL_USER_ID
+    if not args.utterance.strip():
+        intent, slots = "LaunchRequest", {}
+        envelope = launch_request(args.locale, skill_id=settings.skill_id, user_id=user)
+    else:
+        resolution = resolver.resolve(args.utterance)
+        intent, slots = resolution.intent, resolution.slots
+        envelope = intent_request(intent, slots, args.locale, skill_id=settings.skill_id, user_id=user,
+                                  new_session=session is None, attributes=(session or {}).get("attributes"),
+                                  session_id=(session or {}).get("session_id"))
+    response = SkillApp(ctx.builds(), settings).handle(envelope)
+    end = (response.get("response") or {}).get("shouldEndSession", True) is not False
+    if end:
+        session_file.unlink(missing_ok=True)
+    else:
+        session_file.parent.mkdir(parents=True, exist_ok=True)
+        session_file.write_text(json.dumps({"session_id": envelope["session"]["sessionId"], "locale": args.locale,
+                                            "attributes": response.get("sessionAttributes") or {},
+                                            "at": time.time()}))
+    speech = spoken_text(response)
+    if args.json:
+        ctx.ui.say(json.dumps({"intent": intent, "slots": slots, "speech": speech, "end_session": end},
+                              ensure_ascii=False))
+    else:
+        slot_text = " ".join(f"{k}={v['value'] if isinstance(v, dict) else v}" for k, v in slots.items())
+        ctx.ui.say(f"[{intent}{' ' + slot_text if slot_text else ''}]")
+        ctx.ui.say(f"Alexa: {speech}")
+        if not end:
+            ctx.ui.say("(the session is open: answer with another `sagebuild say`)")
+    return 0
+
+
+def _load_session(path: Any, locale: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("locale") != locale or time.time() - float(data.get("at", 0)) > _SESSION_SECONDS:
+        return None
+    return data
+
+
+def cmd_skill_serve(ctx: Any, args: argparse.Namespace) -> int:
+    from skill.app import SkillApp
+    from skill.verification import AlexaRequestVerifier
+    from skill.webapp import SkillServer
+
+    from .cli import engine_url
+
+    url = engine_url(ctx.project)
+    if url is None:
+        raise EngineNotRunning(f"the engine is not running for {ctx.project}: start it with `sagebuild up` first")
+    settings = _settings(ctx)
+    verifier = None if args.no_verify else AlexaRequestVerifier()
+    server = SkillServer(SkillApp(HttpBuilds(url), settings), verifier, port=args.port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    ctx.ui.say(f"Alexa skill for {settings.pipeline or ctx.project.name} on {server.url}")
+    ctx.ui.say(f"  skill id   {settings.skill_id}")
+    ctx.ui.say("  requests   " + ("verified as Alexa requires (signature, certificate, timestamp)" if verifier
+                                   else "NOT verified (--no-verify: local testing only)"))
+    ctx.ui.say("Ctrl-C stops it.")
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+def add_voice_commands(sub: Any) -> None:
+    p = sub.add_parser("say", help="say something to the skill, as on a device, and hear the answer")
+    p.add_argument("utterance", help='e.g. "is my build done" (empty: open the skill)')
+    p.add_argument("--locale", default="en-US", choices=("en-US", "fr-FR", "ja-JP"))
+    p.add_argument("--json", action="store_true", help='one object: {"intent", "slots", "speech", "end_session"}')
+    p.add_argument("--user", help="Alexa user id to speak as (default: the local user)")
+    p.add_argument("--new-session", action="store_true", help="ignore an open conversation")
+    p.set_defaults(func=cmd_say)
+
+    skill = sub.add_parser("skill", help="the Alexa skill")
+    skill_sub = skill.add_subparsers(dest="skill_command", required=True, metavar="SUBCOMMAND")
+    p = skill_sub.add_parser("serve", help="serve the skill over HTTP on 127.0.0.1 against the local engine")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip Alexa request verification (local testing only; the skill id is still checked)")
+    p.set_defaults(func=cmd_skill_serve)

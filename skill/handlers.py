@@ -1,0 +1,377 @@
+"""Intent handlers: small classes, each answering one kind of request.
+
+They reach builds only through the Builds port and speak only locale strings. Destructive
+actions (stop) confirm first, naming the build, and are allowed only for configured users.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ask_sdk_core.dispatch_components import AbstractExceptionHandler, AbstractRequestHandler
+from ask_sdk_core.handler_input import HandlerInput
+from ask_sdk_core.utils import get_slot_value, get_user_id, is_intent_name, is_new_session, is_request_type
+from ask_sdk_model import Response
+from ask_sdk_model.services.directive import Header, SendDirectiveRequest, SpeakDirective
+
+from lambda_pipeline.errors import (AlreadyRunning, BuildNotFound, ConfigError, EngineNotRunning,
+                                    NothingToStop)
+from lambda_pipeline.model import Build, BuildStatus, EndpointInfo
+from lambda_pipeline.ports import Builds
+
+from . import answers
+from .settings import SkillSettings
+from .speech import Speech
+
+__all__ = ["handlers_for", "CatchAllExceptionHandler", "HANDLED_INTENTS"]
+
+logger = logging.getLogger(__name__)
+
+PENDING = "pending"  # session attribute holding the action awaiting a yes or no
+
+
+class _Base(AbstractRequestHandler):
+    """Shared plumbing: the port, settings, locale strings, and how to answer."""
+
+    intent: str = ""
+
+    def __init__(self, builds: Builds, settings: SkillSettings) -> None:
+        self.builds = builds
+        self.settings = settings
+
+    def can_handle(self, handler_input: HandlerInput) -> bool:
+        return is_intent_name(self.intent)(handler_input)
+
+    @staticmethod
+    def speech(handler_input: HandlerInput) -> Speech:
+        return Speech(handler_input.request_envelope.request.locale)
+
+    @staticmethod
+    def user(handler_input: HandlerInput) -> str | None:
+        try:
+            return get_user_id(handler_input)
+        except (AttributeError, TypeError):
+            return None
+
+    def answer(self, handler_input: HandlerInput, text: str, keep_open: bool | None = None,
+               reprompt: str | None = None) -> Response:
+        """Speak ``text``. One-shot requests end the session; inside a conversation it stays open."""
+        speech = self.speech(handler_input)
+        if keep_open is None:
+            keep_open = not _is_one_shot(handler_input)
+        builder = handler_input.response_builder.speak(text)
+        if keep_open:
+            builder.ask(reprompt or speech.raw("ANYTHING_ELSE"))
+        builder.set_should_end_session(not keep_open)
+        return builder.response
+
+    def progress(self, handler_input: HandlerInput) -> None:
+        """Say "checking your builds…" while we look. Best effort: it never fails the request."""
+        envelope = handler_input.request_envelope
+        try:
+            if not envelope.context.system.api_access_token:
+                return
+            directive = SendDirectiveRequest(header=Header(request_id=envelope.request.request_id),
+                                             directive=SpeakDirective(speech=self.speech(handler_input).raw("PROGRESS")))
+            handler_input.service_client_factory.get_directive_service().enqueue(directive)
+        except Exception:
+            logger.info("progressive response not sent", exc_info=True)
+
+    def find_build(self, handler_input: HandlerInput) -> Build | None:
+        """The build the user named (BuildNumber slot), else the latest; None if there are none."""
+        number = _slot_number(handler_input)
+        try:
+            return self.builds.get(number)
+        except BuildNotFound:
+            if number is None:
+                return None
+            raise
+
+    def live(self) -> EndpointInfo | None:
+        for endpoint in self.builds.endpoints():
+            if endpoint.model_version:
+                return endpoint
+        return None
+
+    def refusal(self, handler_input: HandlerInput) -> Response | None:
+        """A polite refusal if this user may not query; None if they may."""
+        if self.settings.may_query(self.user(handler_input)):
+            return None
+        return self.answer(handler_input, self.speech(handler_input).raw("NOT_ALLOWED_QUERY"), keep_open=False)
+
+    def unknown_pipeline(self, handler_input: HandlerInput) -> Response | None:
+        """If the Pipeline slot names another pipeline, say which one we know."""
+        said = _slot(handler_input, "Pipeline")
+        if not said or not self.settings.pipeline:
+            return None
+        canonical = _resolved_id(handler_input, "Pipeline")
+        if canonical == self.settings.pipeline or _norm(said) == _norm(self.settings.pipeline):
+            return None
+        speech = self.speech(handler_input)
+        return self.answer(handler_input, speech.say("UNKNOWN_PIPELINE", pipeline=self.settings.pipeline.replace("-", " ")))
+
+    def not_found(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        latest = self.builds.get(None)
+        return self.answer(handler_input, speech.say("BUILD_NOT_FOUND", number=_slot_number(handler_input),
+                                                     latest=latest.number))
+
+
+class LaunchHandler(_Base):
+    def can_handle(self, handler_input: HandlerInput) -> bool:
+        return is_request_type("LaunchRequest")(handler_input)
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        return self.answer(handler_input, speech.raw("WELCOME"), keep_open=True, reprompt=speech.raw("WELCOME_REPROMPT"))
+
+
+class HelpHandler(_Base):
+    intent = "AMAZON.HelpIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        return self.answer(handler_input, speech.raw("HELP"), keep_open=True, reprompt=speech.raw("HELP_REPROMPT"))
+
+
+class NavigateHomeHandler(LaunchHandler):
+    def can_handle(self, handler_input: HandlerInput) -> bool:
+        return is_intent_name("AMAZON.NavigateHomeIntent")(handler_input)
+
+
+class StopCancelHandler(_Base):
+    """Stop and Cancel end the conversation. They never stop a build."""
+
+    def can_handle(self, handler_input: HandlerInput) -> bool:
+        return is_intent_name("AMAZON.StopIntent")(handler_input) or is_intent_name("AMAZON.CancelIntent")(handler_input)
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        handler_input.attributes_manager.session_attributes.pop(PENDING, None)
+        return self.answer(handler_input, self.speech(handler_input).raw("GOODBYE"), keep_open=False)
+
+
+class FallbackHandler(_Base):
+    intent = "AMAZON.FallbackIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        return self.answer(handler_input, speech.raw("FALLBACK"), keep_open=True, reprompt=speech.raw("FALLBACK_REPROMPT"))
+
+
+class SessionEndedHandler(_Base):
+    def can_handle(self, handler_input: HandlerInput) -> bool:
+        return is_request_type("SessionEndedRequest")(handler_input)
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        return handler_input.response_builder.response
+
+
+class BuildStatusHandler(_Base):
+    intent = "BuildStatusIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        refused = self.refusal(handler_input) or self.unknown_pipeline(handler_input)
+        if refused:
+            return refused
+        self.progress(handler_input)
+        try:
+            build = self.find_build(handler_input)
+        except BuildNotFound:
+            return self.not_found(handler_input)
+        return self.answer(handler_input, answers.status_answer(build, self.live(), self.speech(handler_input)))
+
+
+class BuildDetailsHandler(_Base):
+    intent = "BuildDetailsIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        refused = self.refusal(handler_input) or self.unknown_pipeline(handler_input)
+        if refused:
+            return refused
+        self.progress(handler_input)
+        try:
+            build = self.find_build(handler_input)
+        except BuildNotFound:
+            return self.not_found(handler_input)
+        return self.answer(handler_input, answers.details_answer(build, self.live(), self.speech(handler_input)))
+
+
+class LiveModelHandler(_Base):
+    intent = "LiveModelIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        refused = self.refusal(handler_input) or self.unknown_pipeline(handler_input)
+        if refused:
+            return refused
+        self.progress(handler_input)
+        live = self.live()
+        build = self.builds.get(live.build_id) if live and live.build_id else None
+        pipeline = (build.pipeline if build else None) or self.settings.pipeline or (live.name if live else "")
+        return self.answer(handler_input, answers.live_answer(live, build, pipeline, self.speech(handler_input)))
+
+
+class ListBuildsHandler(_Base):
+    intent = "ListBuildsIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        refused = self.refusal(handler_input) or self.unknown_pipeline(handler_input)
+        if refused:
+            return refused
+        self.progress(handler_input)
+        return self.answer(handler_input, answers.list_answer(self.builds.list(5), self.speech(handler_input)))
+
+
+class StartBuildHandler(_Base):
+    intent = "StartBuildIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        if not self.settings.may_act(self.user(handler_input)):
+            return self.answer(handler_input, speech.raw("NOT_ALLOWED"))
+        refused = self.unknown_pipeline(handler_input)
+        if refused:
+            return refused
+        running = [b for b in self.builds.list(5) if b.status == BuildStatus.RUNNING]
+        try:
+            build = self.builds.start("started by voice", source="voice")
+        except AlreadyRunning:
+            return self.answer(handler_input, speech.say("START_REFUSED", running=running[0].number if running else "?"))
+        except ConfigError as exc:
+            return self.answer(handler_input, speech.say("START_CONFIG_ERROR", reason=str(exc)))
+        if build.status == BuildStatus.QUEUED:
+            return self.answer(handler_input, speech.say("START_QUEUED", number=build.number,
+                                                         running=running[0].number if running else "?"))
+        return self.answer(handler_input, speech.say("START_STARTED", number=build.number))
+
+
+class StopBuildHandler(_Base):
+    """Asks first, naming the build; YesIntent then stops it."""
+
+    intent = "StopBuildIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        if not self.settings.may_act(self.user(handler_input)):
+            return self.answer(handler_input, speech.raw("NOT_ALLOWED"))
+        try:
+            build = self.find_build(handler_input) if _slot_number(handler_input) is not None else self._active()
+        except BuildNotFound:
+            return self.not_found(handler_input)
+        if build is None:
+            return self.answer(handler_input, speech.raw("STOP_NOTHING"))
+        if build.done:
+            return self.answer(handler_input, speech.say("STOP_ALREADY_ENDED", number=build.number))
+        handler_input.attributes_manager.session_attributes[PENDING] = {"action": "stop", "build": build.number}
+        step = speech.step(build.current_step) if build.status == BuildStatus.RUNNING else speech.raw("WORD_QUEUED")
+        return self.answer(handler_input, speech.plain("STOP_CONFIRM", number=build.number, step=step), keep_open=True,
+                           reprompt=speech.say("STOP_CONFIRM_REPROMPT", number=build.number))
+
+    def _active(self) -> Build | None:
+        for build in self.builds.list(20):
+            if build.status == BuildStatus.RUNNING:
+                return build
+        for build in self.builds.list(20):
+            if build.status == BuildStatus.QUEUED:
+                return build
+        return None
+
+
+class YesHandler(_Base):
+    intent = "AMAZON.YesIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        pending = handler_input.attributes_manager.session_attributes.pop(PENDING, None)
+        if not pending:
+            return self.answer(handler_input, speech.raw("NOTHING_TO_CONFIRM"), keep_open=True)
+        if not self.settings.may_act(self.user(handler_input)):
+            return self.answer(handler_input, speech.raw("NOT_ALLOWED"), keep_open=False)
+        number = pending["build"]
+        try:
+            self.builds.stop(number)
+        except NothingToStop:
+            return self.answer(handler_input, speech.say("STOP_ALREADY_ENDED", number=number), keep_open=False)
+        return self.answer(handler_input, speech.say("STOP_DONE", number=number), keep_open=False)
+
+
+class NoHandler(_Base):
+    intent = "AMAZON.NoIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        pending = handler_input.attributes_manager.session_attributes.pop(PENDING, None)
+        if not pending:
+            return self.answer(handler_input, speech.raw("NOTHING_TO_CONFIRM"), keep_open=True)
+        return self.answer(handler_input, speech.say("STOP_KEEP", number=pending["build"]), keep_open=False)
+
+
+class CatchAllExceptionHandler(AbstractExceptionHandler):
+    """Any exception becomes a spoken apology and a logged error, never a crash."""
+
+    def can_handle(self, handler_input: HandlerInput, exception: Exception) -> bool:
+        return True
+
+    def handle(self, handler_input: HandlerInput, exception: Exception) -> Response:
+        logger.error("skill handler failed", exc_info=exception)
+        try:
+            speech = Speech(handler_input.request_envelope.request.locale)
+        except Exception:
+            speech = Speech("en-US")
+        key = "ENGINE_DOWN" if isinstance(exception, EngineNotRunning) else "ERROR"
+        return handler_input.response_builder.speak(speech.raw(key)).set_should_end_session(True).response
+
+
+def handlers_for(builds: Builds, settings: SkillSettings) -> list[AbstractRequestHandler]:
+    """Every request handler, in dispatch order."""
+    classes = [LaunchHandler, BuildStatusHandler, StartBuildHandler, StopBuildHandler, BuildDetailsHandler,
+               LiveModelHandler, ListBuildsHandler, YesHandler, NoHandler, HelpHandler, StopCancelHandler,
+               NavigateHomeHandler, FallbackHandler, SessionEndedHandler]
+    return [cls(builds, settings) for cls in classes]
+
+
+# The intents the code handles; the lint test checks each locale's model has exactly these.
+HANDLED_INTENTS = frozenset({"BuildStatusIntent", "StartBuildIntent", "StopBuildIntent", "BuildDetailsIntent",
+                             "LiveModelIntent", "ListBuildsIntent", "AMAZON.HelpIntent", "AMAZON.CancelIntent",
+                             "AMAZON.StopIntent", "AMAZON.NavigateHomeIntent", "AMAZON.FallbackIntent",
+                             "AMAZON.YesIntent", "AMAZON.NoIntent"})
+
+
+# -- slot helpers ---------------------------------------------------------------------------
+def _is_one_shot(handler_input: HandlerInput) -> bool:
+    try:
+        return is_new_session(handler_input)
+    except TypeError:  # no session at all: treat as one-shot
+        return True
+
+
+def _slot(handler_input: HandlerInput, name: str) -> str | None:
+    try:
+        return get_slot_value(handler_input, name)
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def _slot_number(handler_input: HandlerInput) -> int | None:
+    value = _slot(handler_input, "BuildNumber")
+    if value is None or value == "?":
+        return None
+    try:
+        number = int(float(value))
+    except ValueError:
+        return None
+    return number if number > 0 else None
+
+
+def _resolved_id(handler_input: HandlerInput, name: str) -> str | None:
+    try:
+        slot = handler_input.request_envelope.request.intent.slots[name]
+        for authority in slot.resolutions.resolutions_per_authority:
+            if authority.status.code.value == "ER_SUCCESS_MATCH":
+                return authority.values[0].value.id
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return None
+    return None
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
