@@ -6,11 +6,12 @@ actions (stop) confirm first, naming the build, and are allowed only for configu
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from ask_sdk_core.dispatch_components import AbstractExceptionHandler, AbstractRequestHandler
 from ask_sdk_core.handler_input import HandlerInput
-from ask_sdk_core.utils import get_slot_value, get_user_id, is_intent_name, is_new_session, is_request_type
+from ask_sdk_core.utils import get_user_id, is_intent_name, is_new_session, is_request_type
 from ask_sdk_model import Response
 from ask_sdk_model.services.directive import Header, SendDirectiveRequest, SpeakDirective
 
@@ -65,17 +66,32 @@ class _Base(AbstractRequestHandler):
         builder.set_should_end_session(not keep_open)
         return builder.response
 
-    def progress(self, handler_input: HandlerInput) -> None:
-        """Say "checking your builds…" while we look. Best effort: it never fails the request."""
+    def progress(self, handler_input: HandlerInput, wait_seconds: float = 1.0) -> None:
+        """Say "checking your builds…" while we look.
+
+        Best effort: it never fails the request and never holds it up for more than
+        ``wait_seconds`` (the send goes on in the background).
+        """
         envelope = handler_input.request_envelope
         try:
             if not envelope.context.system.api_access_token:
                 return
             directive = SendDirectiveRequest(header=Header(request_id=envelope.request.request_id),
                                              directive=SpeakDirective(speech=self.speech(handler_input).raw("PROGRESS")))
-            handler_input.service_client_factory.get_directive_service().enqueue(directive)
+            service = handler_input.service_client_factory.get_directive_service()
         except Exception:
             logger.info("progressive response not sent", exc_info=True)
+            return
+
+        def send() -> None:
+            try:
+                service.enqueue(directive)
+            except Exception:
+                logger.info("progressive response not sent", exc_info=True)
+
+        sender = threading.Thread(target=send, name="progressive-response", daemon=True)
+        sender.start()
+        sender.join(timeout=wait_seconds)
 
     def find_build(self, handler_input: HandlerInput) -> Build | None:
         """The build the user named (BuildNumber slot), else the latest; None if there are none."""
@@ -346,9 +362,10 @@ def _is_one_shot(handler_input: HandlerInput) -> bool:
 
 def _slot(handler_input: HandlerInput, name: str) -> str | None:
     try:
-        return get_slot_value(handler_input, name)
-    except (ValueError, AttributeError, TypeError):
+        slot = (handler_input.request_envelope.request.intent.slots or {}).get(name)
+    except AttributeError:
         return None
+    return slot.value if slot is not None else None
 
 
 def _slot_number(handler_input: HandlerInput) -> int | None:
