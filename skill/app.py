@@ -11,13 +11,13 @@ import logging
 import os
 from typing import Any
 
-from ask_sdk_core.api_client import DefaultApiClient
 from ask_sdk_core.serialize import DefaultSerializer
 from ask_sdk_core.skill_builder import CustomSkillBuilder
 from ask_sdk_model import RequestEnvelope
 
 from lambda_pipeline.ports import Builds
 
+from .api_client import LazyApiClient
 from .handlers import CatchAllExceptionHandler, handlers_for
 from .settings import SkillSettings
 from .speech import Speech
@@ -43,7 +43,7 @@ class SkillApp:
 
     def __init__(self, builds: Builds, settings: SkillSettings) -> None:
         self.settings = settings
-        builder = CustomSkillBuilder(api_client=DefaultApiClient())
+        builder = CustomSkillBuilder(api_client=LazyApiClient())
         for handler in handlers_for(builds, settings):
             builder.add_request_handler(handler)
         builder.add_exception_handler(CatchAllExceptionHandler())

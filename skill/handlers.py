@@ -13,7 +13,6 @@ from ask_sdk_core.dispatch_components import AbstractExceptionHandler, AbstractR
 from ask_sdk_core.handler_input import HandlerInput
 from ask_sdk_core.utils import get_user_id, is_intent_name, is_new_session, is_request_type
 from ask_sdk_model import Response
-from ask_sdk_model.services.directive import Header, SendDirectiveRequest, SpeakDirective
 
 from lambda_pipeline.errors import (AlreadyRunning, BuildNotFound, ConfigError, EngineNotRunning,
                                     NothingToStop)
@@ -76,6 +75,7 @@ class _Base(AbstractRequestHandler):
         try:
             if not envelope.context.system.api_access_token:
                 return
+            from ask_sdk_model.services.directive import Header, SendDirectiveRequest, SpeakDirective
             directive = SendDirectiveRequest(header=Header(request_id=envelope.request.request_id),
                                              directive=SpeakDirective(speech=self.speech(handler_input).raw("PROGRESS")))
             service = handler_input.service_client_factory.get_directive_service()

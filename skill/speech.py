@@ -12,7 +12,6 @@ import string
 import time
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 __all__ = ["Speech", "SUPPORTED_LOCALES", "KEYS", "ssml_escape"]
 
@@ -32,8 +31,8 @@ KEYS = tuple(sorted(_load(_DEFAULT_LANG)))
 
 
 def ssml_escape(text: str) -> str:
-    """Make dynamic text safe inside ``<speak>``."""
-    return escape(text, {'"': "&quot;"})
+    """Make dynamic text safe inside ``<speak>`` (xml.sax.saxutils would import urllib.request)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 class Speech:
