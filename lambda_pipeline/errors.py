@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "SageBuildError", "ConfigError", "NotFound", "BuildNotFound", "AlreadyRunning",
-    "NothingToStop", "EngineNotRunning", "TransientError", "TrainingFailed",
+    "NothingToStop", "EngineNotRunning", "BuildEnded", "TransientError", "TrainingFailed",
     "TrainingStopped", "GateFailed", "DeployFailed", "InvocationError",
 ]
 
@@ -45,6 +45,10 @@ class NothingToStop(SageBuildError):
 
 class EngineNotRunning(SageBuildError):
     """The local engine is not running, so the command cannot reach it."""
+
+
+class BuildEnded(SageBuildError):
+    """The build was stopped or ended while a step was about to start more work."""
 
 
 class TransientError(SageBuildError):

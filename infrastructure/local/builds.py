@@ -211,6 +211,7 @@ class EngineBuilds:
                 logger.exception("build monitor failed; retrying")
 
     def _reconcile(self) -> None:
+        self._reap_orphan_jobs()
         for build in self._ports.ledger.list_builds(100, statuses=(BuildStatus.RUNNING,)):
             if not build.execution_arn:
                 continue
@@ -222,6 +223,15 @@ class EngineBuilds:
             # First terminal status wins: this only lands if no handler recorded the end.
             self._ports.ledger.finish_build(build.id, status, reason=reason, error_type=execution.get("error"))
         self._launch_next()
+
+    def _reap_orphan_jobs(self) -> None:
+        """A Task in flight when a build was stopped may still start its job: stop such jobs."""
+        training = self._ports.training
+        for build in self._ports.ledger.list_builds(20):
+            if build.done and build.training_job and training.is_active(build.training_job):  # type: ignore[attr-defined]
+                logger.warning("stopping a training job whose build already ended",
+                               extra={"build": build.number, "job": build.training_job})
+                training.stop_training_job(build.training_job)
 
     def _notify(self, event: str, build: Build) -> None:
         live = self._ports.ledger.live_deployment(build.endpoint_name) if build.endpoint_name else None

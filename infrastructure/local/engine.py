@@ -99,9 +99,19 @@ class Engine:
             return self._sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
                                              input=json.dumps(payload))["executionArn"]
 
-    def stop(self, execution_arn: str, cause: str) -> None:
-        with self._lock:
-            self._sfn.stop_execution(executionArn=execution_arn, error="Stopped", cause=cause[:256])
+    def stop(self, execution_arn: str, cause: str, settle_seconds: float = 2.0) -> None:
+        """Abort an execution. Retries briefly: moto refuses a stop in the instant after a start,
+        before the execution's interpreter exists."""
+        deadline = time.monotonic() + settle_seconds
+        while True:
+            try:
+                with self._lock:
+                    self._sfn.stop_execution(executionArn=execution_arn, error="Stopped", cause=cause[:256])
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
         with self._lock:

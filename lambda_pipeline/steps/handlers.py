@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from ..config import validate_config
-from ..errors import DeployFailed, SageBuildError, TrainingFailed, TrainingStopped, TransientError
+from ..errors import BuildEnded, DeployFailed, SageBuildError, TrainingFailed, TrainingStopped, TransientError
 from ..model import Build, BuildStatus
 from ..ports import Ports
 from ..runtime import ports
@@ -36,6 +36,12 @@ def _context(event: Event) -> tuple[Ports, Build, dict[str, Any]]:
     """The ports, the build and its config snapshot: what every step after Initialize needs."""
     build = _build(event)
     return ports(), build, _config(build)
+
+
+def _still_wanted(build: Build) -> None:
+    """Steps that start work check that nobody stopped the build a moment ago."""
+    if build.done:
+        raise BuildEnded(f"build {build.number} already ended ({build.status.lower()}); not starting more work")
 
 
 def _keep_polling(state: Event, status: str, config: dict[str, Any]) -> Event:
@@ -104,6 +110,7 @@ def initialize(event: Event, context: Any = None) -> Event:
 def start_training(event: Event, context: Any = None) -> Event:
     """Package the code and start the training job; return at once."""
     p, build, config = _context(event)
+    _still_wanted(build)
     p.ledger.begin_step(build.id, "Train")
     code_uri = p.source.package_code(config["training"]["source_dir"])
     channels = {name: p.source.channel_uri(loc) for name, loc in config["training"]["channels"].items()}
@@ -163,6 +170,7 @@ def deploy(event: Event, context: Any = None) -> Event:
     p, build, config = _context(event)
     model = event["model"]
     endpoint = config["deploy"]["endpoint"]
+    _still_wanted(build)
     p.ledger.begin_step(build.id, "Deploy")
     entry = config["deploy"]["entry_point"]
     p.hosting.create_model(model["model_name"], model["artifact"], model.get("code") if entry else None, entry)

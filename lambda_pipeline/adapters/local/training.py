@@ -242,6 +242,10 @@ class LocalTrainingPlatform:
                 run.stop_reason = "EngineShutdown"
                 terminate_gracefully(run.proc, self._grace)
 
+    def is_active(self, name: str) -> bool:
+        """Whether the job is still InProgress or Stopping (no waiting)."""
+        return self._row(name)["status"] in _ACTIVE
+
     def work_dir(self, name: str) -> str:
         return self._row(name)["work_dir"]
 
