@@ -66,6 +66,9 @@ SCHEMA: dict[str, Any] = {
     "gate": {
         "metric": Field((str,), "Metric the validation gate checks.", default=None),
         "minimum": Field(_NUM, "Lowest value of the metric that may go live.", default=None),
+        "must_beat_live": Field((bool,), "The new model must also score at least the live model's value.",
+                                default=False),
+        "tolerance": Field(_NUM, "How far below the live model's value still passes.", default=0.0, minimum=0),
     },
     "deploy": {
         "endpoint": Field((str,), "Endpoint name; defaults to the pipeline name.", default=None,
@@ -76,7 +79,9 @@ SCHEMA: dict[str, Any] = {
                       default=0, minimum=0),
         "ready_timeout_seconds": Field((int,), "How long a new model may take to answer /ping.",
                                        default=120, minimum=1),
-        "sample_payload": Field((str,), "A CSV row the demo and smoke checks send.", default=None),
+        "sample_payload": Field((str,), "A request the smoke check after each deploy (and the demo) sends.",
+                                default=None),
+        "sample_content_type": Field((str,), "Content-Type of the sample payload.", default="text/csv"),
     },
     "polling": {
         "initial_seconds": Field((int,), "First wait before checking a long step.", default=1, minimum=0),
@@ -194,6 +199,8 @@ def _check_semantics(cfg: dict[str, Any], problems: list[str]) -> None:
     if (gate["metric"] is None) != (gate["minimum"] is None):
         problems.append("'gate.metric' and 'gate.minimum' go together: set both or neither")
     names = {md["Name"] for md in cfg["training"]["metric_definitions"]}
+    if gate["must_beat_live"] and gate["metric"] is None:
+        problems.append("'gate.must_beat_live' needs 'gate.metric' and 'gate.minimum'")
     if gate["metric"] is not None and gate["metric"] not in names:
         problems.append(f"'gate.metric' {gate['metric']!r} is not defined in 'training.metric_definitions'")
     if not all(isinstance(u, str) for u in cfg["skill"]["allowed_user_ids"]):

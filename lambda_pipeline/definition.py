@@ -16,7 +16,7 @@ __all__ = ["render_definition", "TASK_FUNCTIONS", "TRANSIENT_ERRORS", "local_fun
 # Task function -> the handler it runs (module lambda_pipeline.steps).
 TASK_FUNCTIONS = ("initialize", "start_image_build", "image_build_status", "start_training",
                   "training_status", "evaluate", "register", "deploy", "endpoint_status",
-                  "verify_live", "notify_success", "record_failure")
+                  "verify_live", "roll_back", "rollback_status", "notify_success", "record_failure")
 
 # Only these are retried; everything else is a real failure with a reason.
 TRANSIENT_ERRORS = ["TransientError", "Lambda.ServiceException", "Lambda.AWSLambdaException",

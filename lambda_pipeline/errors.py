@@ -9,7 +9,8 @@ from __future__ import annotations
 __all__ = [
     "SageBuildError", "ConfigError", "NotFound", "BuildNotFound", "AlreadyRunning",
     "NothingToStop", "EngineNotRunning", "BuildEnded", "TransientError", "TrainingFailed",
-    "TrainingStopped", "GateFailed", "DeployFailed", "InvocationError",
+    "TrainingStopped", "GateFailed", "DeployFailed", "InvocationError", "SmokeTestFailed",
+    "NothingToRollBack",
 ]
 
 
@@ -69,6 +70,14 @@ class GateFailed(SageBuildError):
 
 class DeployFailed(SageBuildError):
     """The endpoint did not start serving the new model; the live model is unchanged."""
+
+
+class SmokeTestFailed(SageBuildError):
+    """The endpoint serves the new model, but the smoke invocation with the sample payload failed."""
+
+
+class NothingToRollBack(SageBuildError):
+    """There is no earlier good version to go back to (or it is the live one already)."""
 
 
 class InvocationError(SageBuildError):

@@ -274,6 +274,63 @@ def cmd_invoke(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(ctx: Context, args: argparse.Namespace) -> int:
+    builds = ctx.builds(need_engine=True)
+    plan = builds.plan_rollback(args.version)
+    ctx.ui.say(f"Rolling {plan['endpoint']} back from {plan['from']} to {plan['to']} (stored artifact, no retraining)…")
+    info = builds.rollback(plan["to"])
+    ctx.ui.say(f"{info.model_version} is live again on {info.name} ({info.url}); {plan['from']} no longer serves.")
+    return 0
+
+
+def cmd_models(ctx: Context, args: argparse.Namespace) -> int:
+    models = ctx.builds().models(args.limit)
+    if args.json:
+        ctx.ui.say(json.dumps({"models": models}, indent=2, default=str))
+        return 0
+    if not models:
+        ctx.ui.say("No versions yet: a build that passes its gate registers one.")
+    for model in models:
+        metrics = "  ".join(f"{k}={v:.4g}" for k, v in sorted(model["metrics"].items()))
+        ctx.ui.say(f"{model['version']:<6} registered {present.ago(model['created_at'])}  {metrics}")
+        for d in reversed(model["deployments"]):
+            until = "now" if d["replaced_at"] is None else present.ago(d["replaced_at"])
+            note = f"  [rolled back: {d['rolled_back_reason']}]" if d["rolled_back_reason"] else ""
+            ctx.ui.say(f"       served {present.ago(d['deployed_at'])} until {until} ({d['kind']}){note}")
+    return 0
+
+
+def _parse_time(text: str) -> float:
+    import datetime as dt
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--at takes ISO 8601 (2026-11-22T05:00:00) or epoch seconds, got {text!r}") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # a time without a zone is local time
+    return when.timestamp()
+
+
+def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
+    builds = ctx.builds()
+    when = _parse_time(args.at) if args.at else time.time()
+    deployment = builds.live_at(when)
+    if args.json:
+        ctx.ui.say(json.dumps({"at": when, "deployment": deployment}, indent=2))
+        return 0
+    if deployment is None:
+        ctx.ui.say("Nothing was live then." if args.at else "Nothing is live.")
+        return 0
+    since = present.ago(deployment["deployed_at"])
+    ctx.ui.say(f"{deployment['version']} {'was' if args.at else 'is'} live on {deployment['endpoint']} "
+               f"(deployed {since}, {deployment['kind']}, endpoint config {deployment['endpoint_config']})")
+    return 0
+
+
 def cmd_timeline(ctx: Context, args: argparse.Namespace) -> int:
     build = ctx.builds().get(args.build)
     ctx.ui.say(f"Build #{build.number} {build.status}")
@@ -342,6 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-type", help="default: application/json for JSON bodies, else text/csv")
     p.add_argument("--accept", default="application/json")
     p.set_defaults(func=cmd_invoke)
+
+    p = sub.add_parser("rollback", help="serve an earlier version again (default: the previous good one)")
+    p.add_argument("version", nargs="?", help="e.g. v3 (or 3)")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("models", help="registered versions, their metrics and when each served")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("live", help="what is live now, or was live at a time")
+    p.add_argument("--at", help="ISO 8601 time (local if no zone) or epoch seconds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("timeline", help="show a build's steps on a time axis")
     p.add_argument("build", nargs="?")

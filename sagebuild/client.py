@@ -23,18 +23,20 @@ from lambda_pipeline.adapters.local.config_store import CONFIG_FILE, FileConfigS
 from lambda_pipeline.adapters.local.http_builds import HttpBuilds
 from lambda_pipeline.config import validate_config
 from lambda_pipeline.errors import (AlreadyRunning, BuildNotFound, ConfigError, EngineNotRunning,
-                                    InvocationError, NotFound, SageBuildError)
+                                    InvocationError, NothingToRollBack, NothingToStop, NotFound, SageBuildError)
 from lambda_pipeline.model import STEPS, Build
 from lambda_pipeline.ports import Builds
 
 from .results import BuildList, BuildResult, ConfigDiff, Deployment
 
 __all__ = ["SageBuild", "ConfigAccess", "VOICE_EQUIVALENTS", "SageBuildError", "NotFound", "BuildNotFound",
-           "AlreadyRunning", "ConfigError", "EngineNotRunning", "InvocationError"]
+           "AlreadyRunning", "ConfigError", "EngineNotRunning", "InvocationError", "NothingToStop",
+           "NothingToRollBack"]
 
 # What the skill can do, and the client method that does the same (a test keeps them in step).
 VOICE_EQUIVALENTS = {"BuildStatusIntent": "status", "StartBuildIntent": "start", "StopBuildIntent": "stop",
-                     "BuildDetailsIntent": "status", "LiveModelIntent": "deployed", "ListBuildsIntent": "builds"}
+                     "BuildDetailsIntent": "status", "LiveModelIntent": "deployed", "ListBuildsIntent": "builds",
+                     "RollbackIntent": "rollback"}
 
 _embedded: dict[Path, Any] = {}
 _embedded_lock = threading.Lock()
@@ -212,7 +214,34 @@ class SageBuild:
                           url=live.url, build_number=build.number if build else None,
                           metrics=dict(build.metrics) if build else {})
 
+    def rollback(self, version: str | int | None = None) -> Deployment:
+        """Serve an earlier version again from its stored artifact (default: the previous good one).
+
+        Raises:
+            NothingToRollBack: nothing earlier, or it is live already. NotFound: no such version.
+            AlreadyRunning: a build is deploying right now.
+        """
+        info = self._builds.rollback(str(version) if version is not None else None)
+        return self.deployed(info.name)
+
     # -- and more -------------------------------------------------------------------------
+    def models(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Registered versions, newest first: artifact, metrics, config, data, and each period served."""
+        return self._builds.models(limit)
+
+    def history(self, version: str | int) -> dict[str, Any]:
+        """One version's registry record with every period it served."""
+        wanted = str(version) if str(version).startswith("v") else f"v{version}"
+        for model in self._builds.models(1000):
+            if model["version"] == wanted:
+                return model
+        raise NotFound(f"no version {wanted!r} in the registry")
+
+    def live_at(self, when: Any) -> dict[str, Any] | None:
+        """What served at ``when`` (a datetime or epoch seconds); None before the first deployment."""
+        timestamp = when.timestamp() if hasattr(when, "timestamp") else float(when)
+        return self._builds.live_at(timestamp)
+
     def wait(self, build: Any = None, progress: bool = True, timeout: float | None = None,
              poll: float = 0.5) -> BuildResult:
         """Wait until a build ends; show a progress bar over the pipeline's steps. Returns the result.

@@ -14,8 +14,8 @@ from ask_sdk_core.handler_input import HandlerInput
 from ask_sdk_core.utils import get_user_id, is_intent_name, is_new_session, is_request_type
 from ask_sdk_model import Response
 
-from lambda_pipeline.errors import (AlreadyRunning, BuildNotFound, ConfigError, EngineNotRunning,
-                                    NothingToStop)
+from lambda_pipeline.errors import (AlreadyRunning, BuildNotFound, ConfigError, DeployFailed, EngineNotRunning,
+                                    NothingToRollBack, NothingToStop, NotFound)
 from lambda_pipeline.model import Build, BuildStatus, EndpointInfo
 from lambda_pipeline.ports import Builds
 
@@ -292,6 +292,33 @@ class StopBuildHandler(_Base):
         return None
 
 
+class RollbackHandler(_Base):
+    """Asks first, naming the version it goes back to; YesIntent then rolls back."""
+
+    intent = "RollbackIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        if not self.settings.may_act(self.user(handler_input)):
+            return self.answer(handler_input, speech.raw("NOT_ALLOWED"))
+        refused = self.unknown_pipeline(handler_input)
+        if refused:
+            return refused
+        wanted = _slot_number(handler_input, "Version")
+        try:
+            plan = self.builds.plan_rollback(f"v{wanted}" if wanted is not None else None)
+        except NothingToRollBack as exc:
+            return self.answer(handler_input, speech.say("ROLLBACK_NOTHING", reason=str(exc)))
+        except NotFound:
+            return self.answer(handler_input, speech.say("ROLLBACK_NOT_FOUND", version=f"v{wanted}"))
+        handler_input.attributes_manager.session_attributes[PENDING] = {"action": "rollback", "version": plan["to"],
+                                                                         "from": plan["from"]}
+        text = speech.say("ROLLBACK_CONFIRM", pipeline=plan["pipeline"].replace("-", " "), current=plan["from"],
+                          target=plan["to"])
+        return self.answer(handler_input, text, keep_open=True,
+                           reprompt=speech.say("ROLLBACK_CONFIRM_REPROMPT", target=plan["to"]))
+
+
 class YesHandler(_Base):
     intent = "AMAZON.YesIntent"
 
@@ -302,12 +329,23 @@ class YesHandler(_Base):
             return self.answer(handler_input, speech.raw("NOTHING_TO_CONFIRM"), keep_open=True)
         if not self.settings.may_act(self.user(handler_input)):
             return self.answer(handler_input, speech.raw("NOT_ALLOWED"), keep_open=False)
+        if pending.get("action") == "rollback":
+            return self._roll_back(handler_input, speech, pending)
         number = pending["build"]
         try:
             self.builds.stop(number)
         except NothingToStop:
             return self.answer(handler_input, speech.say("STOP_ALREADY_ENDED", number=number), keep_open=False)
         return self.answer(handler_input, speech.say("STOP_DONE", number=number), keep_open=False)
+
+    def _roll_back(self, handler_input: HandlerInput, speech: Speech, pending: dict[str, Any]) -> Response:
+        try:
+            info = self.builds.rollback(pending["version"])
+        except AlreadyRunning:
+            return self.answer(handler_input, speech.raw("ROLLBACK_BUSY"), keep_open=False)
+        except (NothingToRollBack, NotFound, DeployFailed) as exc:
+            return self.answer(handler_input, speech.say("ROLLBACK_FAILED", reason=str(exc)), keep_open=False)
+        return self.answer(handler_input, speech.say("ROLLBACK_DONE", version=info.model_version), keep_open=False)
 
 
 class NoHandler(_Base):
@@ -318,6 +356,8 @@ class NoHandler(_Base):
         pending = handler_input.attributes_manager.session_attributes.pop(PENDING, None)
         if not pending:
             return self.answer(handler_input, speech.raw("NOTHING_TO_CONFIRM"), keep_open=True)
+        if pending.get("action") == "rollback":
+            return self.answer(handler_input, speech.say("ROLLBACK_KEEP", version=pending["from"]), keep_open=False)
         return self.answer(handler_input, speech.say("STOP_KEEP", number=pending["build"]), keep_open=False)
 
 
@@ -340,14 +380,14 @@ class CatchAllExceptionHandler(AbstractExceptionHandler):
 def handlers_for(builds: Builds, settings: SkillSettings) -> list[AbstractRequestHandler]:
     """Every request handler, in dispatch order."""
     classes = [LaunchHandler, BuildStatusHandler, StartBuildHandler, StopBuildHandler, BuildDetailsHandler,
-               LiveModelHandler, ListBuildsHandler, YesHandler, NoHandler, HelpHandler, StopCancelHandler,
+               LiveModelHandler, ListBuildsHandler, RollbackHandler, YesHandler, NoHandler, HelpHandler, StopCancelHandler,
                NavigateHomeHandler, FallbackHandler, SessionEndedHandler]
     return [cls(builds, settings) for cls in classes]
 
 
 # The intents the code handles; the lint test checks each locale's model has exactly these.
 HANDLED_INTENTS = frozenset({"BuildStatusIntent", "StartBuildIntent", "StopBuildIntent", "BuildDetailsIntent",
-                             "LiveModelIntent", "ListBuildsIntent", "AMAZON.HelpIntent", "AMAZON.CancelIntent",
+                             "LiveModelIntent", "ListBuildsIntent", "RollbackIntent", "AMAZON.HelpIntent", "AMAZON.CancelIntent",
                              "AMAZON.StopIntent", "AMAZON.NavigateHomeIntent", "AMAZON.FallbackIntent",
                              "AMAZON.YesIntent", "AMAZON.NoIntent"})
 
@@ -368,8 +408,8 @@ def _slot(handler_input: HandlerInput, name: str) -> str | None:
     return slot.value if slot is not None else None
 
 
-def _slot_number(handler_input: HandlerInput) -> int | None:
-    value = _slot(handler_input, "BuildNumber")
+def _slot_number(handler_input: HandlerInput, name: str = "BuildNumber") -> int | None:
+    value = _slot(handler_input, name)
     if value is None or value == "?":
         return None
     try:

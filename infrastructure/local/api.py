@@ -10,6 +10,10 @@ Routes (JSON in, JSON out; errors are ``{"error": {"type", "message"}}``):
     GET  /v1/builds/{ref}/logs?offset=K  {"text", "next_offset", "complete"}
     GET  /v1/builds/{ref}/history        {"events": [...]}        execution history
     GET  /v1/endpoints                   {"endpoints": [EndpointInfo...]}
+    GET  /v1/models?limit=N              {"models": [...]}  registered versions with their served periods
+    GET  /v1/live?at=EPOCH               {"deployment": {...} | null}  what served at that time
+    GET  /v1/rollback/plan?version=V     {"endpoint", "pipeline", "from", "to"}  changes nothing
+    POST /v1/rollback                    {"version"?} -> EndpointInfo  (default: the previous good version)
 
 Status codes: 400 bad request or config, 404 not found, 409 conflict (already running,
 nothing to stop), 500 anything else.
@@ -24,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from lambda_pipeline.errors import (AlreadyRunning, ConfigError, NothingToStop, NotFound,
+from lambda_pipeline.errors import (AlreadyRunning, ConfigError, NothingToRollBack, NothingToStop, NotFound,
                                     SageBuildError)
 
 from .builds import EngineBuilds
@@ -44,7 +48,7 @@ def _status_of(exc: Exception) -> int:
         return 400
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, (AlreadyRunning, NothingToStop)):
+    if isinstance(exc, (AlreadyRunning, NothingToStop, NothingToRollBack)):
         return 409
     return 500
 
@@ -106,6 +110,22 @@ class ApiServer:
                 return 200, {"events": b.history(ref)}
         if parts == ["endpoints"] and method == "GET":
             return 200, {"endpoints": [e.to_dict() for e in b.endpoints()]}
+        if parts == ["models"] and method == "GET":
+            return 200, {"models": b.models(_int(query.get("limit", ["50"])[0], "limit"))}
+        if parts == ["live"] and method == "GET":
+            at = query.get("at", [None])[0]
+            if at is None:
+                raise _BadRequest("give the time as ?at=<epoch seconds>")
+            try:
+                when = float(at)
+            except ValueError:
+                raise _BadRequest(f"at must be epoch seconds, got {at!r}") from None
+            return 200, {"deployment": b.live_at(when)}
+        if parts == ["rollback", "plan"] and method == "GET":
+            return 200, b.plan_rollback(query.get("version", [None])[0])
+        if parts == ["rollback"] and method == "POST":
+            version = body.get("version")
+            return 200, b.rollback(str(version) if version is not None else None).to_dict()
         raise NotFound(f"no route {method} {path}")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

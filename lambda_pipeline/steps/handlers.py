@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from ..config import validate_config
-from ..errors import BuildEnded, DeployFailed, SageBuildError, TrainingFailed, TrainingStopped, TransientError
+from ..errors import BuildEnded, DeployFailed, SmokeTestFailed, SageBuildError, TrainingFailed, TrainingStopped, TransientError
 from ..model import Build, BuildStatus
 from ..ports import Ports
 from ..runtime import ports
@@ -113,11 +113,12 @@ def start_training(event: Event, context: Any = None) -> Event:
     _still_wanted(build)
     p.ledger.begin_step(build.id, "Train")
     code_uri = p.source.package_code(config["training"]["source_dir"])
-    channels = {name: p.source.channel_uri(loc) for name, loc in config["training"]["channels"].items()}
+    data = {name: p.source.data_ref(loc) for name, loc in config["training"]["channels"].items()}
+    channels = {name: ref["uri"] for name, ref in data.items()}
     spec = training_job_spec(build, config, code_uri, channels, p.artifacts.uri("training-jobs"))
     name = p.training.create_training_job(spec)
     p.ledger.update_build(build.id, training_job=name)
-    return {"job_name": name, "code": code_uri, "status": "InProgress",
+    return {"job_name": name, "code": code_uri, "data": data, "status": "InProgress",
             "wait": config["polling"]["initial_seconds"]}
 
 
@@ -148,7 +149,10 @@ def evaluate(event: Event, context: Any = None) -> Event:
     p, build, config = _context(event)
     p.ledger.begin_step(build.id, "Evaluate")
     metrics = event["training"].get("metrics", {})
-    result = check_gate(metrics, config["gate"])
+    live = p.ledger.live_deployment(config["deploy"]["endpoint"])
+    live_model = p.ledger.get_model(live["version"]) if live else None
+    result = check_gate(metrics, config["gate"], live_model["metrics"] if live_model else None,
+                        live["version"] if live else None)
     p.ledger.end_step(build.id, "Evaluate", detail=result["summary"])
     return result
 
@@ -159,7 +163,8 @@ def register(event: Event, context: Any = None) -> Event:
     p.ledger.begin_step(build.id, "Register")
     training = event["training"]
     p.ledger.register_model(build.version or "", build.id, training["artifact"], training.get("code"),
-                            training.get("metrics", {}), config)
+                            training.get("metrics", {}), config, data_refs=training.get("data"),
+                            source_ref={"trigger": build.trigger_source, "reason": build.reason})
     p.ledger.end_step(build.id, "Register", detail=build.version)
     return {"version": build.version, "model_name": f"{config['pipeline']}-{build.version}",
             "artifact": training["artifact"], "code": training.get("code")}
@@ -223,9 +228,74 @@ def verify_live(event: Event, context: Any = None) -> Event:
                            f"not {state['endpoint_config']}: {why}")
     if not p.hosting.ping_endpoint(state["endpoint"]):
         raise DeployFailed(f"endpoint {state['endpoint']} does not answer /ping")
+    # It serves traffic now: the registry records that, even if the smoke check undoes it.
     p.ledger.record_deployment(state["endpoint"], event["model"]["version"], live, build.id)
+    sample = _config(build)["deploy"]["sample_payload"]
+    if sample:
+        status, body = p.hosting.invoke_endpoint(state["endpoint"], sample.encode(),
+                                                 _config(build)["deploy"]["sample_content_type"])
+        if status != 200:
+            answer = body.decode("utf-8", "replace").strip()[:200]
+            raise SmokeTestFailed(f"the smoke invocation with the sample payload answered "
+                                  f"{'HTTP ' + str(status) if status else 'nothing'}: {answer}")
     p.ledger.end_step(build.id, "VerifyLive", detail=desc.get("Url"))
     return {"endpoint": state["endpoint"], "endpoint_config": live, "url": desc.get("Url")}
+
+
+def roll_back(event: Event, context: Any = None) -> Event:
+    """The new model failed its checks: put the previous one back (or take a first one down)."""
+    p, build, config = _context(event)
+    state = event["deploy"]
+    endpoint, previous = state["endpoint"], state.get("previous_config")
+    p.ledger.begin_step(build.id, "RollBack", recovery=True)
+    _, reason = parse_error(event.get("error") or {})
+    p.ledger.mark_rolled_back(endpoint, state["endpoint_config"], reason)
+    desc = p.hosting.describe_endpoint(endpoint)
+    if desc is None:
+        return {"endpoint": endpoint, "status": "Pending", "action": "none", "target_config": None, "wait": 0}
+    if previous is None:
+        p.hosting.delete_endpoint(endpoint)  # a first model that fails its checks must not serve
+        return {"endpoint": endpoint, "status": "Pending", "action": "deleted", "target_config": None, "wait": 0}
+    if desc.get("EndpointConfigName") == previous and desc["EndpointStatus"] == "InService":
+        action = "none"  # the update never took (or the platform already rolled it back)
+    else:
+        p.hosting.cancel_update(endpoint, state["endpoint_config"])
+        p.hosting.update_endpoint(endpoint, previous)
+        action = "update"
+    return {"endpoint": endpoint, "target_config": previous, "action": action, "status": "Pending",
+            "wait": config["polling"]["initial_seconds"]}
+
+
+def rollback_status(event: Event, context: Any = None) -> Event:
+    """Wait for the previous model to serve again, then record that in the registry."""
+    p, build, config = _context(event)
+    state = dict(event["rollback"])
+    if state["action"] == "deleted" or state.get("target_config") is None:
+        state.update(status="InService", wait=0)
+        detail = ("no earlier version existed, so the endpoint was removed" if state["action"] == "deleted"
+                  else "nothing was deployed")
+        p.ledger.end_step(build.id, "RollBack", detail=detail)
+        return state
+    desc = p.hosting.describe_endpoint(state["endpoint"])
+    if desc is None or desc["EndpointStatus"] == "Failed":
+        raise DeployFailed(f"the rollback of {state['endpoint']} failed: "
+                           f"{(desc or {}).get('FailureReason', 'the endpoint is gone')}")
+    if desc["EndpointStatus"] != "InService" or desc.get("PendingEndpointConfigName"):
+        return _keep_polling(state, desc["EndpointStatus"], config)
+    if desc.get("EndpointConfigName") != state["target_config"]:
+        raise DeployFailed(f"the rollback of {state['endpoint']} did not take: it serves "
+                           f"{desc.get('EndpointConfigName')}: {desc.get('FailureReason', 'no reason given')}")
+    previous = next((d for d in p.ledger.deployments(endpoint=state["endpoint"])
+                     if d["endpoint_config"] == state["target_config"]), None)
+    version = previous["version"] if previous else state["target_config"]
+    if state["action"] == "update":
+        p.ledger.record_deployment(state["endpoint"], version, state["target_config"], build.id, kind="auto-rollback")
+        detail = f"rolled back automatically to {version}, which serves again"
+    else:
+        detail = f"{version} kept serving"
+    p.ledger.end_step(build.id, "RollBack", detail=detail)
+    state.update(status="InService", version=version, wait=0)
+    return state
 
 
 def notify_success(event: Event, context: Any = None) -> Event:
@@ -245,9 +315,15 @@ def record_failure(event: Event, context: Any = None) -> Event:
     error = event.get("error") or {}
     error_type, reason = parse_error(error)
     build = _build(event)
-    if build.endpoint_name and build.endpoint_config and build.current_step in ("Deploy", "VerifyLive"):
+    if build.endpoint_name and build.endpoint_config and build.current_step == "Deploy":
         p.hosting.cancel_update(build.endpoint_name, build.endpoint_config)
     status = BuildStatus.GATE_FAILED if error_type == "GateFailed" else BuildStatus.FAILED
+    rollback = next((s for s in build.steps if s.name == "RollBack"), None)
+    if isinstance(error.get("rollback"), dict):
+        _, rollback_reason = parse_error(error["rollback"])
+        reason = f"{reason}; the automatic rollback failed too: {rollback_reason}"
+    elif rollback is not None and rollback.detail:
+        reason = f"{reason}; {rollback.detail}"
     done = p.ledger.finish_build(build.id, status, reason=reason, error_type=error_type)
     _publish("build.gate_failed" if status == BuildStatus.GATE_FAILED else "build.failed", done)
     return {"status": done.status, "failed_step": done.failed_step, "reason": done.failure_reason}
@@ -291,6 +367,7 @@ HANDLERS: dict[str, Callable[[Event, Any], Event]] = {
     name: _transient_on_busy_database(fn) for name, fn in {
         "initialize": initialize, "start_training": start_training, "training_status": training_status,
         "evaluate": evaluate, "register": register, "deploy": deploy, "endpoint_status": endpoint_status,
-        "verify_live": verify_live, "notify_success": notify_success, "record_failure": record_failure,
+        "verify_live": verify_live, "roll_back": roll_back, "rollback_status": rollback_status,
+        "notify_success": notify_success, "record_failure": record_failure,
     }.items()
 }

@@ -87,3 +87,44 @@ def test_wal_mode_and_a_reader_in_another_connection(ledger, tmp_path):
     assert reader.get_build(1).reason == "x"
     with pytest.raises(sqlite3.OperationalError):
         reader.create_build("wine", "cli", "y")
+
+
+def test_live_at_any_time_across_several_deployments_and_rollbacks(ledger, clock):
+    timeline = [("v1", "build"), ("v2", "build"), ("v3", "build"), ("v2", "rollback")]
+    starts = []
+    for version, kind in timeline:
+        clock.now += 100
+        starts.append(clock.now)
+        ledger.record_deployment("ep", version, f"ep-{version}-{clock.now}", None, kind=kind)
+    assert ledger.live_at("ep", starts[0] - 1) is None
+    for start, (version, _) in zip(starts, timeline):
+        assert ledger.live_at("ep", start)["version"] == version  # the moment it went live
+        assert ledger.live_at("ep", start + 99.9)["version"] == version  # until just before the next
+    assert ledger.live_at("ep", starts[-1] + 10_000)["version"] == "v2"
+    assert ledger.live_at("other", starts[1]) is None
+
+
+def test_previous_good_version_skips_the_live_one_and_failed_ones(ledger, clock):
+    assert ledger.previous_good_version("ep") is None
+    for version in ("v1", "v2", "v3"):
+        clock.now += 10
+        ledger.record_deployment("ep", version, f"cfg-{version}", None)
+    assert ledger.previous_good_version("ep") == "v2"
+    ledger.mark_rolled_back("ep", "cfg-v2", "smoke check failed")
+    assert ledger.previous_good_version("ep") == "v1"
+    history = ledger.deployments(endpoint="ep")
+    assert [d["version"] for d in history] == ["v3", "v2", "v1"]
+    assert history[1]["rolled_back_reason"] == "smoke check failed"
+
+
+def test_an_old_ledger_gains_the_new_columns(tmp_path):
+    import sqlite3
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE deployments (id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT NOT NULL,"
+                       " version TEXT NOT NULL, endpoint_config TEXT NOT NULL, build_id TEXT, deployed_at REAL NOT NULL,"
+                       " replaced_at REAL); INSERT INTO deployments (endpoint, version, endpoint_config, deployed_at)"
+                       " VALUES ('ep', 'v1', 'c1', 5);")
+    conn.close()
+    ledger = SqliteLedger(str(path))
+    assert ledger.live_deployment("ep")["kind"] == "build"

@@ -18,7 +18,7 @@ def test_sample_config_loads_with_comments_and_defaults():
     assert cfg["pipeline"] == "wine-classifier"
     assert cfg["deploy"]["endpoint"] == "wine-classifier"  # defaults to the pipeline name
     assert cfg["training"]["instance_type"] == "local"  # default filled in
-    assert cfg["gate"] == {"metric": "validation:accuracy", "minimum": 0.85}
+    assert cfg["gate"] == {"metric": "validation:accuracy", "minimum": 0.85, "must_beat_live": False, "tolerance": 0.0}
 
 
 def test_scaffold_template_is_a_valid_config():

@@ -54,12 +54,27 @@ def test_every_failure_path_records_and_notifies(definition):
     for name, state in s.items():
         if state["Type"] != "Task":
             continue
-        (catch,) = state["Catch"]
+        catch = state["Catch"][-1]
         assert catch["ErrorEquals"] == ["States.ALL"]
         expected = "BuildFailed" if name in ("RecordFailure", "NotifySuccess") else "RecordFailure"
         assert catch["Next"] == expected, name
+        if name in ("RollBack", "CheckRollback"):
+            assert catch["ResultPath"] == "$.error.rollback"  # keeps the reason the rollback started
+        else:
+            assert catch["ResultPath"] == "$.error"
     assert s["RecordFailure"]["Next"] == "BuildFailed"
     assert s["BuildFailed"]["Type"] == "Fail"
+
+
+def test_a_deployment_that_fails_its_checks_rolls_back_before_failing(definition):
+    s = states(definition)
+    first, last = s["VerifyLive"]["Catch"]
+    assert first == {"ErrorEquals": ["SmokeTestFailed", "DeployFailed"], "ResultPath": "$.error", "Next": "RollBack"}
+    assert last["Next"] == "RecordFailure"
+    assert s["RollBack"]["Next"] == "WaitForRollback"
+    assert s["WaitForRollback"]["SecondsPath"] == "$.rollback.wait"
+    assert s["RolledBack"]["Choices"][0] == {"Variable": "$.rollback.status", "StringEquals": "InService",
+                                             "Next": "RecordFailure"}
 
 
 def test_long_work_polls_with_waits_from_the_input(definition):

@@ -10,7 +10,7 @@ from tests.helpers import REPO
 
 LOCALES = ("en-US", "fr-FR", "ja-JP")
 CUSTOM = ("BuildStatusIntent", "StartBuildIntent", "StopBuildIntent", "BuildDetailsIntent", "LiveModelIntent",
-          "ListBuildsIntent")
+          "ListBuildsIntent", "RollbackIntent")
 BUILTINS = ("AMAZON.HelpIntent", "AMAZON.CancelIntent", "AMAZON.StopIntent", "AMAZON.NavigateHomeIntent",
             "AMAZON.FallbackIntent", "AMAZON.YesIntent", "AMAZON.NoIntent")
 MANIFEST = json.loads((REPO / "interaction_model" / "skill.json").read_text(encoding="utf-8"))["manifest"]
@@ -59,7 +59,7 @@ def test_custom_intents_have_fifteen_natural_samples(locale):
             assert any("{" not in s for s in samples)  # slots stay optional
             for sample in samples:
                 assert sample == sample.strip() and "  " not in sample
-                assert not re.search(r"[0-9]", sample.replace("{BuildNumber}", "")), sample  # numbers are slots
+                assert not re.search(r"[0-9]", re.sub(r"\{\w+\}", "", sample)), sample  # numbers are slots
 
 
 def test_every_slot_in_a_sample_is_declared_and_typed(locale):
@@ -71,8 +71,9 @@ def test_every_slot_in_a_sample_is_declared_and_typed(locale):
         assert used <= set(declared), (intent["name"], used - set(declared))
         for slot_type in declared.values():
             assert slot_type.startswith("AMAZON.") or slot_type in types
-        if "BuildNumber" in declared:
-            assert declared["BuildNumber"] == "AMAZON.NUMBER"
+        for number_slot in ("BuildNumber", "Version"):
+            if number_slot in declared:
+                assert declared[number_slot] == "AMAZON.NUMBER"
 
 
 def test_no_sample_is_shared_by_two_intents(locale):
@@ -102,7 +103,7 @@ def test_every_sample_resolves_to_its_own_intent(locale):
     resolver = Resolver(locale)
     for intent in model(locale)["intents"]:
         for sample in intent.get("samples", []):
-            filled = sample.replace("{BuildNumber}", "7")
+            filled = sample.replace("{BuildNumber}", "7").replace("{Version}", "3")
             for value in resolver.model.get("types", [])[0]["values"]:
                 filled = filled.replace("{Pipeline}", value["name"]["value"])
             assert resolver.resolve(filled).intent == intent["name"], sample

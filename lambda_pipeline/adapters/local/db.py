@@ -26,6 +26,14 @@ class Database:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
 
+    def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Add columns a newer SageBuild expects to a ledger an older one created."""
+        with self._lock:
+            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns.items():
+                if name not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:

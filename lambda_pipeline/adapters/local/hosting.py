@@ -183,6 +183,20 @@ class LocalHostingPlatform:
         endpoint = self._endpoints.get(name)
         return bool(endpoint and endpoint.port and _ping(endpoint.port, timeout=2.0))
 
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str, timeout: float = 30.0) -> tuple[int, bytes]:
+        """POST to the endpoint's /invocations through its front port: (status, body)."""
+        endpoint = self._endpoint(name)
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", endpoint.port or 0, timeout=timeout)
+            conn.request("POST", "/invocations", body=body,
+                         headers={"Content-Type": content_type, "Accept": "application/json"})
+            resp = conn.getresponse()
+            result = resp.status, resp.read()
+            conn.close()
+            return result
+        except OSError as exc:
+            return 0, f"the endpoint did not answer: {exc}".encode()
+
     def cancel_update(self, name: str, config_name: str) -> bool:
         """Abandon a pending rollout of ``config_name`` unless traffic has already moved."""
         endpoint = self._endpoints.get(name)

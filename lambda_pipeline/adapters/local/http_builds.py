@@ -17,7 +17,7 @@ __all__ = ["HttpBuilds"]
 class HttpBuilds:
     """Talks to a running engine; domain errors come back as the same exception classes."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 180.0) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout
 
@@ -40,6 +40,19 @@ class HttpBuilds:
 
     def endpoints(self) -> list[EndpointInfo]:
         return [EndpointInfo(**e) for e in self._call("GET", "/v1/endpoints")["endpoints"]]
+
+    def models(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self._call("GET", f"/v1/models?limit={int(limit)}")["models"]
+
+    def live_at(self, when: float) -> dict[str, Any] | None:
+        return self._call("GET", f"/v1/live?at={float(when)}")["deployment"]
+
+    def plan_rollback(self, version: str | None = None) -> dict[str, Any]:
+        query = f"?version={urllib.parse.quote(str(version))}" if version is not None else ""
+        return self._call("GET", f"/v1/rollback/plan{query}")
+
+    def rollback(self, version: str | None = None) -> EndpointInfo:
+        return EndpointInfo(**self._call("POST", "/v1/rollback", {"version": version}))
 
     def history(self, ref: str | int | None = None) -> list[dict[str, Any]]:
         return self._call("GET", f"/v1/builds/{_ref(ref, 'latest')}/history")["events"]

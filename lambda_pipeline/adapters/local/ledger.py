@@ -54,6 +54,10 @@ class SqliteLedger:
 
     def __init__(self, path: str, clock: Callable[[], float] = time.time, readonly: bool = False) -> None:
         self._db = Database(path, _SCHEMA, readonly=readonly)
+        if not readonly:
+            self._db.ensure_columns("models", {"data_refs": "TEXT", "source_ref": "TEXT"})
+            self._db.ensure_columns("deployments", {"kind": "TEXT NOT NULL DEFAULT 'build'",
+                                                    "rolled_back_reason": "TEXT"})
         self._clock = clock
 
     # -- builds ---------------------------------------------------------------------------
@@ -105,13 +109,16 @@ class SqliteLedger:
         with self._db.transaction() as conn:
             conn.execute(f"UPDATE builds SET {assignments} WHERE id = ?", (*values, build_id))
 
-    def begin_step(self, build_id: str, step: str, detail: str | None = None) -> None:
+    def begin_step(self, build_id: str, step: str, detail: str | None = None, recovery: bool = False) -> None:
+        """A step starts. A ``recovery`` step (a rollback after a failure) leaves ``current_step``
+        alone, so the failed step stays the one that failed."""
         now = self._clock()
         with self._db.transaction() as conn:
             seq = conn.execute("SELECT COUNT(*) FROM steps WHERE build_id = ?", (build_id,)).fetchone()[0]
             conn.execute("INSERT OR REPLACE INTO steps (build_id, name, status, started_at, detail, seq)"
                          " VALUES (?, ?, 'RUNNING', ?, ?, ?)", (build_id, step, now, detail, seq))
-            conn.execute("UPDATE builds SET current_step = ? WHERE id = ?", (step, build_id))
+            if not recovery:
+                conn.execute("UPDATE builds SET current_step = ? WHERE id = ?", (step, build_id))
 
     def end_step(self, build_id: str, step: str, status: str = "SUCCEEDED", detail: str | None = None) -> None:
         with self._db.transaction() as conn:
@@ -135,38 +142,82 @@ class SqliteLedger:
                 step_status = "SUCCEEDED" if status == BuildStatus.SUCCEEDED else status
                 conn.execute("UPDATE steps SET status = ?, ended_at = ? WHERE build_id = ? AND ended_at IS NULL",
                              (step_status, now, build_id))
+                if failed_step is not None:
+                    conn.execute("UPDATE steps SET status = ? WHERE build_id = ? AND name = ?",
+                                 (step_status, build_id, failed_step))
         return self.get_build(build_id)
 
     # -- registry -------------------------------------------------------------------------
     def register_model(self, version: str, build_id: str, artifact: str, code: str | None,
-                       metrics: dict[str, float], config: dict[str, Any]) -> None:
+                       metrics: dict[str, float], config: dict[str, Any], data_refs: dict[str, Any] | None = None,
+                       source_ref: dict[str, Any] | None = None) -> None:
+        """Remember a version: its artifact, code, metrics, config snapshot, data and source."""
         with self._db.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (version, build_id, artifact, code, json.dumps(metrics), json.dumps(config),
-                          self._clock()))
+            conn.execute("INSERT OR REPLACE INTO models (version, build_id, artifact, code, metrics, config, created_at,"
+                         " data_refs, source_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (version, build_id, artifact, code, json.dumps(metrics), json.dumps(config), self._clock(),
+                          json.dumps(data_refs or {}), json.dumps(source_ref or {})))
 
     def get_model(self, version: str) -> dict[str, Any] | None:
         rows = self._db.query("SELECT * FROM models WHERE version = ?", (version,))
-        if not rows:
-            return None
-        model = dict(rows[0])
-        model["metrics"] = json.loads(model["metrics"])
-        model["config"] = json.loads(model["config"])
-        return model
+        return _model(rows[0]) if rows else None
+
+    def list_models(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Registered versions, newest first, each with the periods it served."""
+        models = [_model(r) for r in self._db.query("SELECT * FROM models ORDER BY created_at DESC LIMIT ?", (limit,))]
+        for model in models:
+            model["deployments"] = self.deployments(version=model["version"])
+        return models
 
     def record_deployment(self, endpoint: str, version: str, endpoint_config: str,
-                          build_id: str | None) -> None:
+                          build_id: str | None, kind: str = "build") -> None:
+        """A version starts serving: the one serving until now is replaced at this moment."""
         now = self._clock()
         with self._db.transaction() as conn:
             conn.execute("UPDATE deployments SET replaced_at = ? WHERE endpoint = ? AND replaced_at IS NULL",
                          (now, endpoint))
-            conn.execute("INSERT INTO deployments (endpoint, version, endpoint_config, build_id, deployed_at)"
-                         " VALUES (?, ?, ?, ?, ?)", (endpoint, version, endpoint_config, build_id, now))
+            conn.execute("INSERT INTO deployments (endpoint, version, endpoint_config, build_id, deployed_at, kind)"
+                         " VALUES (?, ?, ?, ?, ?, ?)", (endpoint, version, endpoint_config, build_id, now, kind))
+
+    def mark_rolled_back(self, endpoint: str, endpoint_config: str, reason: str) -> None:
+        """The deployment of ``endpoint_config`` was undone because it failed its checks."""
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE deployments SET rolled_back_reason = ? WHERE endpoint = ? AND endpoint_config = ?",
+                         (reason, endpoint, endpoint_config))
 
     def live_deployment(self, endpoint: str) -> dict[str, Any] | None:
         rows = self._db.query("SELECT * FROM deployments WHERE endpoint = ? AND replaced_at IS NULL"
                               " ORDER BY id DESC LIMIT 1", (endpoint,))
         return dict(rows[0]) if rows else None
+
+    def live_at(self, endpoint: str, when: float) -> dict[str, Any] | None:
+        """The deployment that served ``endpoint`` at time ``when`` (None before the first one)."""
+        rows = self._db.query("SELECT * FROM deployments WHERE endpoint = ? AND deployed_at <= ?"
+                              " AND (replaced_at IS NULL OR replaced_at > ?) ORDER BY id DESC LIMIT 1",
+                              (endpoint, when, when))
+        return dict(rows[0]) if rows else None
+
+    def deployments(self, endpoint: str | None = None, version: str | None = None,
+                    build_id: str | None = None) -> list[dict[str, Any]]:
+        """Deployment periods, newest first, filtered by endpoint, version or build."""
+        where, args = [], []
+        for column, value in (("endpoint", endpoint), ("version", version), ("build_id", build_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return [dict(r) for r in self._db.query(f"SELECT * FROM deployments{clause} ORDER BY id DESC", tuple(args))]
+
+    def previous_good_version(self, endpoint: str) -> str | None:
+        """The newest version that served before the live one and was not rolled back for failing."""
+        history = self.deployments(endpoint=endpoint)
+        if not history:
+            return None
+        live = history[0]["version"] if history[0]["replaced_at"] is None else None
+        for row in history:
+            if row["version"] != live and row["rolled_back_reason"] is None:
+                return row["version"]
+        return None
 
     def close(self) -> None:
         self._db.close()
@@ -182,3 +233,10 @@ class SqliteLedger:
                                " WHERE build_id = ? ORDER BY seq", (data["id"],))
         data["steps"] = [StepRecord(**dict(s)) for s in steps]
         return Build(**data)
+
+
+def _model(row: Any) -> dict[str, Any]:
+    model = dict(row)
+    for key in ("metrics", "config", "data_refs", "source_ref"):
+        model[key] = json.loads(model[key]) if model.get(key) else {}
+    return model

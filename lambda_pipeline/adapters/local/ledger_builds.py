@@ -45,3 +45,16 @@ class LedgerBuilds:
 
     def history(self, ref: str | int | None = None) -> list[dict[str, Any]]:
         return []
+
+    def models(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self._ledger.list_models(limit)
+
+    def live_at(self, when: float) -> dict[str, Any] | None:
+        latest = self._ledger.deployments()
+        return self._ledger.live_at(latest[0]["endpoint"], when) if latest else None
+
+    def plan_rollback(self, version: str | None = None) -> dict[str, Any]:
+        raise EngineNotRunning("the engine is not running: start it with `sagebuild up` to roll back")
+
+    def rollback(self, version: str | None = None) -> EndpointInfo:
+        raise EngineNotRunning("the engine is not running: start it with `sagebuild up` to roll back")

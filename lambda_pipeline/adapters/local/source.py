@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ...errors import ConfigError
 from .artifacts import LocalArtifactStore
@@ -29,6 +30,10 @@ class ProjectSourceStore:
                 pack_dir(str(src), tarball)
                 self._artifacts.put_file(key, tarball)
         return self._artifacts.uri(key)
+
+    def data_ref(self, location: str) -> dict[str, Any]:
+        """Which data a build used: the folder and a digest of its contents."""
+        return {"uri": self.channel_uri(location), "digest": tree_digest(str((self._dir / location).resolve()))}
 
     def channel_uri(self, location: str) -> str:
         path = (self._dir / location).resolve()
