@@ -15,11 +15,15 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = ["load_config_text", "validate_config", "strip_comments", "SCHEMA", "Field", "LOCAL_SKILL_ID",
-           "LOCAL_USER_ID"]
+           "LOCAL_USER_ID", "EVENTS"]
 
 # What `sagebuild say` and a local `skill serve` use unless the config names a real skill and users.
 LOCAL_SKILL_ID = "amzn1.ask.skill.sagebuild-local"
 LOCAL_USER_ID = "amzn1.ask.account.sagebuild-local"
+
+# Events a notification sink may subscribe to.
+EVENTS = ("build.started", "build.succeeded", "build.failed", "build.gate_failed", "build.stopped",
+          "build.interrupted", "model.rolled_back", "schedule.missed")
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?$")
 
@@ -94,6 +98,41 @@ SCHEMA: dict[str, Any] = {
                                   default=[LOCAL_USER_ID]),
         "others_can_query": Field((bool,), "Whether other users may still ask about builds.", default=True),
     },
+    "triggers": {
+        "coalesce_seconds": Field(_NUM, "Triggers arriving within this window start one build.", default=2.0,
+                                  minimum=0),
+        "git": {
+            "repo": Field((str,), "A git repository whose branch starts builds (polled by `up`).", default=None),
+            "branch": Field((str,), "The branch that starts builds.", default="main"),
+            "poll_seconds": Field(_NUM, "How often `up` looks at the branch.", default=2.0, minimum=0.1),
+        },
+        "data": {
+            "paths": Field((list,), "Folders whose new or changed files start a build.", default=[]),
+            "settle_seconds": Field(_NUM, "Quiet time after the last change before the build starts.",
+                                    default=1.0, minimum=0),
+        },
+        "schedule": Field((list,), "Cron schedules: [{cron, reason}], in local time.", default=[],
+                          items={"cron": Field((str,), "cron expression", required=True),
+                                 "reason": Field((str,), "why (recorded on the build)", default="scheduled build")}),
+        "launch": {
+            "secret_env": Field((str,), "Environment variable holding the POST /launch HMAC secret.",
+                                default="SAGEBUILD_LAUNCH_SECRET"),
+            "secret": Field((str,), "The secret itself (prefer secret_env).", default=None),
+        },
+    },
+    "notifications": Field((list,), "Where build events go: console, webhook, email (SMTP).",
+                           default=[{"type": "console"}], items={
+                               "type": Field((str,), "console, webhook or email", required=True,
+                                             choices=("console", "webhook", "email")),
+                               "events": Field((list,), "Events to send (default: all).", default=None),
+                               "url": Field((str,), "webhook URL", default=None),
+                               "secret_env": Field((str,), "env var with the webhook HMAC secret", default=None),
+                               "smtp_host": Field((str,), "SMTP server", default=None),
+                               "smtp_port": Field((int,), "SMTP port", default=25),
+                               "from": Field((str,), "sender address", default=None),
+                               "to": Field((list,), "recipient addresses", default=None),
+                               "retries": Field((int,), "attempts after the first", default=3, minimum=0),
+                           }),
     "builds": {
         "when_running": Field((str,), "A build started while one runs is queued or refused.",
                               default="queue", choices=("queue", "refuse")),
@@ -205,6 +244,22 @@ def _check_semantics(cfg: dict[str, Any], problems: list[str]) -> None:
         problems.append(f"'gate.metric' {gate['metric']!r} is not defined in 'training.metric_definitions'")
     if not all(isinstance(u, str) for u in cfg["skill"]["allowed_user_ids"]):
         problems.append("'skill.allowed_user_ids' must be a list of Alexa user id strings")
+    for i, sink in enumerate(cfg["notifications"]):
+        need = {"webhook": ("url",), "email": ("smtp_host", "from", "to")}.get(sink.get("type"), ())
+        for key in need:
+            if not sink.get(key):
+                problems.append(f"'notifications[{i}].{key}' is required for a {sink['type']} sink")
+        unknown = set(sink.get("events") or []) - set(EVENTS)
+        if unknown:
+            problems.append(f"'notifications[{i}].events' has unknown events {sorted(unknown)}; "
+                            f"known: {', '.join(EVENTS)}")
+    for i, entry in enumerate(cfg["triggers"]["schedule"]):
+        try:
+            from croniter import croniter
+            if not croniter.is_valid(entry["cron"]):
+                raise ValueError(entry["cron"])
+        except (ValueError, KeyError):
+            problems.append(f"'triggers.schedule[{i}].cron' is not a valid cron expression: {entry.get('cron')!r}")
     poll = cfg["polling"]
     if poll["initial_seconds"] > poll["max_seconds"]:
         problems.append("'polling.initial_seconds' must not exceed 'polling.max_seconds'")

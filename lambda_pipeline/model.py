@@ -70,6 +70,7 @@ class Build:
     endpoint_config: str | None = None
     execution_arn: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
+    triggers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def done(self) -> bool:

@@ -86,6 +86,15 @@ def engine_url(project: Path) -> str | None:
 # -- commands -------------------------------------------------------------------------------
 def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
     target = Path(args.dir or ctx.project).resolve()
+    if args.git:
+        from infrastructure.local.triggers.git_watch import install_hook
+        if not (target / CONFIG_FILE).exists():
+            raise ConfigError(f"no {CONFIG_FILE} in {target}: run `sagebuild init` there first")
+        hook = install_hook(args.git, [sys.executable, "-m", "sagebuild.cli", "--project", str(target), "trigger",
+                                       "git", "--repo", str(Path(args.git).resolve())])
+        ctx.ui.say(f"Installed {hook}: each commit on the configured branch (triggers.git.branch) starts a build "
+                   "while `sagebuild up` runs.")
+        return 0
     if args.example:
         copy_example(args.example, target, args.force)
         ctx.ui.say(f"Created the {args.example} example in {target} (code in model/, data in data/).")
@@ -94,6 +103,28 @@ def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
         ctx.ui.say(f"Wrote {config}. Put your SageMaker script-mode train.py in {target / 'model'} and "
                    "your data in data/train and data/validation.")
     ctx.ui.say("Next: `sagebuild up` in that folder, then `sagebuild start --reason \"first model\" --wait`.")
+    return 0
+
+
+def cmd_trigger(ctx: Context, args: argparse.Namespace) -> int:
+    """What the git hook runs: tell the engine about the commit at HEAD, if it is on the branch."""
+    from infrastructure.local.triggers.git_watch import commit_trigger, head_commit
+    from lambda_pipeline.adapters.local.config_store import FileConfigStore
+
+    branch = FileConfigStore(str(ctx.project)).load()["triggers"]["git"]["branch"]
+    commit = head_commit(str(Path(args.repo).resolve()))
+    if commit is None:
+        raise NotFound(f"{args.repo} is not a git repository with commits")
+    if commit["branch"] != branch:
+        ctx.ui.say(f"commit on {commit['branch']}, not {branch}: no build")
+        return 0
+    reason, details = commit_trigger(commit)
+    url = engine_url(ctx.project)
+    if url is None:
+        raise EngineNotRunning(f"the engine is not running for {ctx.project}; this commit starts no build "
+                               "(`up` will see it if triggers.git.repo is set)")
+    HttpBuilds(url)._call("POST", "/v1/triggers", {"source": "git", "reason": reason, "details": details})
+    ctx.ui.say(f"build requested: {reason}")
     return 0
 
 
@@ -356,7 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", help="folder to initialise (default: the project folder)")
     p.add_argument("--example", help="copy a sample project, e.g. 'wine'")
     p.add_argument("--force", action="store_true", help="overwrite an existing sagebuild.json")
+    p.add_argument("--git", metavar="REPO", help="install a post-commit hook in REPO that starts builds")
     p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("trigger", help="tell the engine about an event (used by the git hook)")
+    trigger_sub = p.add_subparsers(dest="trigger_kind", required=True, metavar="KIND")
+    t = trigger_sub.add_parser("git", help="the commit at HEAD of a repository")
+    t.add_argument("--repo", default=".", help="the repository (default: the current folder)")
+    t.set_defaults(func=cmd_trigger)
 
     p = sub.add_parser("up", help="run the engine, its API and the endpoints in the foreground")
     p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (default: a free one)")

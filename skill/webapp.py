@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer
 
 from .app import InvalidEnvelope, SkillApp, WrongSkillId
 from .verification import AlexaRequestVerifier, VerificationError
@@ -27,7 +28,7 @@ class SkillServer:
                  host: str = "127.0.0.1") -> None:
         self.app = app
         self.verifier = verifier
-        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server = LocalHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

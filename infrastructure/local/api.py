@@ -2,6 +2,9 @@
 
 Routes (JSON in, JSON out; errors are ``{"error": {"type", "message"}}``):
 
+    POST /launch                         a launch message, HMAC-signed (X-Hub-Signature-256); GitHub push
+                                         events start a build for the configured branch -> 202, else 401
+    POST /v1/triggers                    {"source", "reason", "details"?} -> 202 (local hooks use this)
     GET  /v1/health                      {"status": "ok", "pid"}
     GET  /v1/builds?limit=N              {"builds": [Build...]}   newest first
     POST /v1/builds                      {"reason", "source"?, "hyperparameters"?} -> 201 Build
@@ -24,14 +27,16 @@ import json
 import logging
 import os
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from lambda_pipeline.errors import (AlreadyRunning, ConfigError, NothingToRollBack, NothingToStop, NotFound,
                                     SageBuildError)
 
 from .builds import EngineBuilds
+from .triggers.launch import LaunchRejected, launch_secret, launch_trigger, verify_signature
 
 __all__ = ["ApiServer"]
 
@@ -54,11 +59,18 @@ def _status_of(exc: Exception) -> int:
 
 
 class ApiServer:
-    """Serves :class:`EngineBuilds` over HTTP in a background thread."""
+    """Serves :class:`EngineBuilds` over HTTP in a background thread.
 
-    def __init__(self, builds: EngineBuilds, port: int = 0) -> None:
+    ``hub`` receives triggers (``POST /v1/triggers`` from local hooks, ``POST /launch`` signed);
+    ``load_config`` gives the launch secret and the branch that starts builds.
+    """
+
+    def __init__(self, builds: EngineBuilds, port: int = 0, hub: Any = None,
+                 load_config: Any = None) -> None:
         self._builds = builds
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._hub = hub
+        self._load_config = load_config
+        self._server = LocalHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -108,6 +120,15 @@ class ApiServer:
                 return 200, {"text": chunk.text, "next_offset": chunk.next_offset, "complete": chunk.complete}
             if parts[2:] == ["history"] and method == "GET":
                 return 200, {"events": b.history(ref)}
+        if parts == ["triggers"] and method == "POST":
+            if self._hub is None:
+                raise NotFound("this engine takes no triggers")
+            source = str(body.get("source") or "api")
+            reason = str(body.get("reason") or "").strip()
+            if not reason:
+                raise _BadRequest("a trigger needs a reason")
+            details = body.get("details") if isinstance(body.get("details"), dict) else {}
+            return 202, self._hub.submit(source, reason, details)
         if parts == ["endpoints"] and method == "GET":
             return 200, {"endpoints": [e.to_dict() for e in b.endpoints()]}
         if parts == ["models"] and method == "GET":
@@ -128,6 +149,18 @@ class ApiServer:
             return 200, b.rollback(str(version) if version is not None else None).to_dict()
         raise NotFound(f"no route {method} {path}")
 
+    def launch(self, raw: bytes, headers: Any) -> tuple[int, Any]:
+        """A signed launch message: verify it, then hand its trigger to the hub."""
+        if self._hub is None or self._load_config is None:
+            raise LaunchRejected("this engine takes no launch messages")
+        config = self._load_config()
+        verify_signature(launch_secret(config), raw, headers.get("X-Hub-Signature-256"))
+        trigger = launch_trigger(raw, headers.get("X-GitHub-Event"), config["triggers"]["git"]["branch"])
+        if trigger is None:
+            return 202, {"accepted": False, "why": "this event starts no build"}
+        source, reason, details = trigger
+        return 202, self._hub.submit(source, reason, details)
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
 
@@ -137,8 +170,28 @@ class ApiServer:
             def log_message(self, fmt: str, *args: Any) -> None:
                 logger.debug("api " + fmt, *args)
 
+            def _launch(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(min(length, _MAX_BODY)) if length else b""
+                try:
+                    status, payload = api.launch(raw, self.headers)
+                except LaunchRejected as exc:
+                    logger.warning("launch request refused: %s (from %s)", exc, self.client_address[0])
+                    status, payload = 401, {"error": {"type": "Unauthorized", "message": str(exc)}}
+                except (ValueError, ConfigError) as exc:
+                    status, payload = 400, {"error": {"type": "BadRequest", "message": str(exc)}}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def _serve(self, method: str) -> None:
                 url = urlparse(self.path)
+                if method == "POST" and url.path == "/launch":
+                    self._launch()
+                    return
                 try:
                     body = self._body() if method == "POST" else {}
                     status, payload = api.route(method, url.path, parse_qs(url.query), body)

@@ -49,8 +49,13 @@ class EngineBuilds:
         self._monitor: threading.Thread | None = None
 
     # -- Builds port ----------------------------------------------------------------------
-    def start(self, reason: str, source: str = "cli", hyperparameters: dict[str, Any] | None = None) -> Build:
-        """Validate the config (and overrides) first, then run the build or queue it."""
+    def start(self, reason: str, source: str = "cli", hyperparameters: dict[str, Any] | None = None,
+              triggers: list[dict[str, Any]] | None = None, always_queue: bool = False) -> Build:
+        """Validate the config (and overrides) first, then run the build or queue it.
+
+        ``triggers`` are what caused it (default: one, from ``source`` and ``reason``); automatic
+        triggers pass ``always_queue`` so they queue even where people are refused.
+        """
         if not isinstance(reason, str) or not reason.strip():
             raise ConfigError("a build needs a reason: say why you start it")
         hyperparameters = hyperparameters or {}
@@ -62,13 +67,33 @@ class EngineBuilds:
                               "and builds no images; set it to false locally (CodeBuild builds images on AWS)")
         with self._lock:
             running = self._ports.ledger.list_builds(1, statuses=(BuildStatus.RUNNING,))
-            if running and config["builds"]["when_running"] == "refuse":
+            if running and config["builds"]["when_running"] == "refuse" and not always_queue:
                 raise AlreadyRunning(f"build {running[0].number} is still running and this pipeline refuses "
                                      "a second one (builds.when_running = refuse); stop it or wait")
             build = self._ports.ledger.create_build(config["pipeline"], source, reason.strip(), hyperparameters)
-            if not running:
+            self._ports.ledger.add_triggers(build.id, triggers or [{"source": source, "reason": reason.strip()}])
+            if not running and not self._closed.is_set():  # while closing, it stays queued for the next `up`
                 self._launch(build, config)
         return self._ports.ledger.get_build(build.id)
+
+    def record_rejected(self, reason: str, triggers: list[dict[str, Any]], error: Exception) -> Build:
+        """Triggers that could not start a build: a FAILED build records them and why."""
+        try:
+            pipeline = self._ports.config.load()["pipeline"]
+        except ConfigError:
+            pipeline = "unknown"
+        build = self._ports.ledger.create_build(pipeline, triggers[0]["source"], reason)
+        self._ports.ledger.add_triggers(build.id, triggers)
+        done = self._ports.ledger.finish_build(build.id, BuildStatus.FAILED, reason=f"the build could not start: {error}",
+                                               error_type=type(error).__name__)
+        self._notify("build.failed", done)
+        return done
+
+    def attach_triggers(self, build_id: str, triggers: list[dict[str, Any]], reason: str) -> Build:
+        """More triggers for a build still queued: recorded on it, its reason updated."""
+        self._ports.ledger.add_triggers(build_id, triggers)
+        self._ports.ledger.update_build(build_id, reason=reason)
+        return self._ports.ledger.get_build(build_id)
 
     def stop(self, ref: str | int | None = None) -> Build:
         """Stop a queued or running build: its training job ends, the live endpoint stays."""
@@ -225,6 +250,10 @@ class EngineBuilds:
         self._monitor = threading.Thread(target=self._watch, name="build-monitor", daemon=True)
         self._monitor.start()
         self._launch_next()
+
+    def closing(self) -> None:
+        """From now on builds are queued, not launched (the engine is going away)."""
+        self._closed.set()
 
     def shutdown(self, reason: str = "the engine was shut down while the build ran") -> None:
         """Stop running builds (recorded as interrupted) before the engine goes away."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lambda_pipeline import runtime
-from lambda_pipeline.adapters.local import (ConsoleNotifier, FileConfigStore, LocalArtifactStore,
+from lambda_pipeline.adapters.local import (ConfiguredNotifier, FileConfigStore, LocalArtifactStore,
                                             LocalHostingPlatform, LocalTrainingPlatform, SqliteLedger)
 from lambda_pipeline.adapters.local.source import ProjectSourceStore
 from lambda_pipeline.errors import SageBuildError
@@ -28,6 +28,10 @@ from lambda_pipeline.steps import HANDLERS
 from .api import ApiServer
 from .builds import EngineBuilds
 from .engine import Engine
+from .triggers import TriggerHub
+from .triggers.data_watch import DataWatcher
+from .triggers.git_watch import GitWatcher
+from .triggers.schedule import Scheduler
 
 __all__ = ["LocalService", "StatePaths"]
 
@@ -84,9 +88,10 @@ class LocalService:
                                  f"(see {self.paths.engine_file})") from None
         db = str(self.paths.ledger)
         artifacts = LocalArtifactStore(str(self.paths.root / "artifacts"))
-        self.notifier = ConsoleNotifier(notify)
+        config = FileConfigStore(str(self.paths.project))
+        self.notifier = ConfiguredNotifier(config.load, notify)
         self.ports = Ports(
-            config=FileConfigStore(str(self.paths.project)),
+            config=config,
             ledger=SqliteLedger(db),
             artifacts=artifacts,
             training=LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
@@ -98,8 +103,37 @@ class LocalService:
         runtime.install(self.ports)
         self.engine = Engine(HANDLERS)
         self.builds = EngineBuilds(self.engine, self.ports)
-        self.api = ApiServer(self.builds, port=api_port)
+        self.hub = TriggerHub(self.builds, window=lambda: self._config_value("triggers", "coalesce_seconds", 2.0))
+        self.api = ApiServer(self.builds, port=api_port, hub=self.hub, load_config=config.load)
+        self.scheduler = Scheduler(schedules=lambda: self._config_value("triggers", "schedule", []),
+                                   submit=self.hub.submit, state=self.ports.ledger, notify=self.notifier.publish,
+                                   pipeline=lambda: self._config_value("pipeline", None, ""))
+        self.watchers: list[Any] = []
         self._started = False
+
+    def _config_value(self, section: str, key: str | None, default: Any) -> Any:
+        try:
+            value = self.ports.config.load()[section]
+        except Exception:
+            return default
+        return value if key is None else value.get(key, default)
+
+    def _start_watchers(self) -> None:
+        """Triggers named in the config at start-up (a change needs a restart of `up`)."""
+        try:
+            triggers = self.ports.config.load()["triggers"]
+        except Exception:
+            logger.warning("config unreadable: no git or data watch", exc_info=True)
+            return
+        if triggers["git"]["repo"]:
+            repo = (self.paths.project / triggers["git"]["repo"]).resolve()
+            self.watchers.append(GitWatcher(str(repo), triggers["git"]["branch"], self.hub.submit, self.ports.ledger,
+                                            triggers["git"]["poll_seconds"]))
+        if triggers["data"]["paths"]:
+            self.watchers.append(DataWatcher(self.paths.project, triggers["data"]["paths"], self.hub.submit,
+                                             triggers["data"]["settle_seconds"]))
+        for watcher in self.watchers:
+            watcher.start()
 
     def start(self) -> dict[str, Any]:
         """Recover what a dead engine left, restore endpoints, serve the API. Returns engine info."""
@@ -109,6 +143,9 @@ class LocalService:
         self.builds.prepare()
         self.api.start()
         self.builds.start_monitor()
+        self._start_watchers()
+        self.scheduler.tick()
+        self.scheduler.start()
         info = {"pid": os.getpid(), "url": self.api.url, "port": self.api.port, "started_at": time.time(),
                 "project": str(self.paths.project)}
         tmp = self.paths.engine_file.with_suffix(".tmp")
@@ -121,10 +158,16 @@ class LocalService:
     def close(self) -> None:
         """Stop builds (recorded as interrupted), endpoints and the API; release the project."""
         try:
+            self.scheduler.stop()
+            for watcher in self.watchers:
+                watcher.stop()
+            self.builds.closing()
+            self.hub.close()  # waiting triggers become a queued build the next `up` starts
             self.builds.shutdown()
             self.api.stop()
             self.ports.training.shutdown()  # type: ignore[attr-defined]
             self.ports.hosting.shutdown()  # type: ignore[attr-defined]
+            self.notifier.close()
         finally:
             self.engine.close()
             runtime.uninstall()

@@ -347,11 +347,16 @@ def parse_error(error: dict[str, Any]) -> tuple[str, str]:
 
 def notification_payload(build: Build, live: dict[str, Any] | None) -> dict[str, Any]:
     """What every notification carries: enough to act on without opening anything."""
+    gate = ((build.config or {}).get("gate") or {})
+    metric = gate.get("metric")
     return {"build_id": build.id, "build_number": build.number, "pipeline": build.pipeline,
             "version": build.version, "status": build.status, "trigger_source": build.trigger_source,
-            "reason": build.reason, "duration_seconds": round(build.duration or 0.0, 1),
-            "metrics": build.metrics, "failed_step": build.failed_step, "failure_reason": build.failure_reason,
-            "live": live}
+            "reason": build.reason, "triggers": [{k: t[k] for k in ("source", "reason", "details")}
+                                                 for t in build.triggers],
+            "duration_seconds": round(build.duration or 0.0, 1), "metrics": build.metrics,
+            "gate": {"metric": metric, "value": build.metrics.get(metric) if metric else None,
+                     "minimum": gate.get("minimum")},
+            "failed_step": build.failed_step, "failure_reason": build.failure_reason, "live": live}
 
 
 def _publish(event: str, build: Build) -> None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["LocalArtifactStore", "FileConfigStore", "SqliteLedger", "ConsoleNotifier",
+__all__ = ["LocalArtifactStore", "FileConfigStore", "SqliteLedger", "ConfiguredNotifier",
            "LocalTrainingPlatform", "LocalHostingPlatform"]
 
 _WHERE = {"LocalArtifactStore": "artifacts", "FileConfigStore": "config_store", "SqliteLedger": "ledger",
-          "ConsoleNotifier": "notifier", "LocalTrainingPlatform": "training", "LocalHostingPlatform": "hosting"}
+          "ConfiguredNotifier": "notifier", "LocalTrainingPlatform": "training", "LocalHostingPlatform": "hosting"}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,9 +16,10 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable
+from .httpserver import LocalHTTPServer
 
 from ...errors import NotFound, SageBuildError
 from .artifacts import LocalArtifactStore
@@ -59,7 +60,7 @@ class _Endpoint:
         self.name = name
         self.lock = threading.Lock()
         self.backend: _Backend | None = None
-        self.server: ThreadingHTTPServer | None = None
+        self.server: LocalHTTPServer | None = None
         self.pending: str | None = None
         self.cancelled: set[str] = set()
 
@@ -352,8 +353,8 @@ class LocalHostingPlatform:
         endpoint.pending = backend.config_name
         threading.Thread(target=self._roll_out, args=(endpoint, backend.config_name, True), daemon=True).start()
 
-    def _bind(self, endpoint: _Endpoint, port: int) -> ThreadingHTTPServer:
-        server = ThreadingHTTPServer(("127.0.0.1", port), _proxy_handler(endpoint))
+    def _bind(self, endpoint: _Endpoint, port: int) -> LocalHTTPServer:
+        server = LocalHTTPServer(("127.0.0.1", port), _proxy_handler(endpoint))
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                          name=f"endpoint-{endpoint.name}", daemon=True).start()

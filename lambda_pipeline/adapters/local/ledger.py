@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS models (
   version TEXT PRIMARY KEY, build_id TEXT NOT NULL, artifact TEXT NOT NULL, code TEXT,
   metrics TEXT NOT NULL, config TEXT NOT NULL, created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS triggers (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, build_id TEXT NOT NULL, source TEXT NOT NULL, reason TEXT NOT NULL,
+  details TEXT NOT NULL DEFAULT '{}', received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS triggers_by_build ON triggers (build_id);
+CREATE TABLE IF NOT EXISTS trigger_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deployments (
   id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT NOT NULL, version TEXT NOT NULL,
   endpoint_config TEXT NOT NULL, build_id TEXT, deployed_at REAL NOT NULL, replaced_at REAL
@@ -38,7 +44,7 @@ CREATE TABLE IF NOT EXISTS deployments (
 """
 
 _JSON_FIELDS = ("metrics", "hyperparameters", "config")
-_COLUMNS = ("version", "status", "started_at", "ended_at", "current_step", "failed_step",
+_COLUMNS = ("reason", "trigger_source", "version", "status", "started_at", "ended_at", "current_step", "failed_step",
             "failure_reason", "error_type", "metrics", "hyperparameters", "config", "training_job",
             "model_artifact", "endpoint_name", "endpoint_config", "execution_arn")
 
@@ -147,6 +153,28 @@ class SqliteLedger:
                                  (step_status, build_id, failed_step))
         return self.get_build(build_id)
 
+    # -- triggers -------------------------------------------------------------------------
+    def add_triggers(self, build_id: str, triggers: list[dict[str, Any]]) -> None:
+        """Record what caused a build: every trigger, with its source, reason and details."""
+        with self._db.transaction() as conn:
+            conn.executemany("INSERT INTO triggers (build_id, source, reason, details, received_at) VALUES (?, ?, ?, ?, ?)",
+                             [(build_id, t["source"], t["reason"], json.dumps(t.get("details") or {}),
+                               t.get("received_at") or self._clock()) for t in triggers])
+
+    def triggers_of(self, build_id: str) -> list[dict[str, Any]]:
+        rows = self._db.query("SELECT source, reason, details, received_at FROM triggers WHERE build_id = ? ORDER BY id",
+                              (build_id,))
+        return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+
+    def get_state(self, key: str) -> str | None:
+        rows = self._db.query("SELECT value FROM trigger_state WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("INSERT INTO trigger_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+                         " SET value = excluded.value", (key, value))
+
     # -- registry -------------------------------------------------------------------------
     def register_model(self, version: str, build_id: str, artifact: str, code: str | None,
                        metrics: dict[str, float], config: dict[str, Any], data_refs: dict[str, Any] | None = None,
@@ -232,6 +260,7 @@ class SqliteLedger:
         steps = self._db.query("SELECT name, status, started_at, ended_at, detail FROM steps"
                                " WHERE build_id = ? ORDER BY seq", (data["id"],))
         data["steps"] = [StepRecord(**dict(s)) for s in steps]
+        data["triggers"] = self.triggers_of(data["id"])
         return Build(**data)
 
 

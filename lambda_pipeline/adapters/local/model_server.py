@@ -16,9 +16,10 @@ import logging
 import os
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import ModuleType
 from typing import Any, Callable
+from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer
 
 __all__ = ["default_model_fn", "default_input_fn", "default_predict_fn", "default_output_fn",
            "ModelHandlers", "serve"]
@@ -155,7 +156,7 @@ def serve(model_dir: str, code_dir: str | None, program: str | None, port: int =
     module = load_user_module(code_dir, program) if code_dir and program else None
     handlers = ModelHandlers(module)
     model = handlers.model_fn(model_dir)
-    server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(model, handlers))
+    server = LocalHTTPServer(("127.0.0.1", port), _make_handler(model, handlers))
     server.daemon_threads = True
     if ready is not None:
         ready(server.server_address[1])
