@@ -182,59 +182,53 @@ class SessionEndedHandler(_Base):
         return handler_input.response_builder.response
 
 
-class BuildStatusHandler(_Base):
+class _QueryHandler(_Base):
+    """Questions about builds: anyone allowed to ask may; a progressive response covers the lookup."""
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        refused = self.refusal(handler_input) or self.unknown_pipeline(handler_input)
+        if refused:
+            return refused
+        self.progress(handler_input)
+        try:
+            text = self.reply(handler_input, self.speech(handler_input))
+        except BuildNotFound:
+            return self.not_found(handler_input)
+        return self.answer(handler_input, text)
+
+    def reply(self, handler_input: HandlerInput, speech: Speech) -> str:
+        raise NotImplementedError  # each query handler says what it answers
+
+
+class BuildStatusHandler(_QueryHandler):
     intent = "BuildStatusIntent"
 
-    def handle(self, handler_input: HandlerInput) -> Response:
-        refused = self.refusal(handler_input) or self.unknown_pipeline(handler_input)
-        if refused:
-            return refused
-        self.progress(handler_input)
-        try:
-            build = self.find_build(handler_input)
-        except BuildNotFound:
-            return self.not_found(handler_input)
-        return self.answer(handler_input, answers.status_answer(build, self.live(), self.speech(handler_input)))
+    def reply(self, handler_input: HandlerInput, speech: Speech) -> str:
+        return answers.status_answer(self.find_build(handler_input), self.live(), speech)
 
 
-class BuildDetailsHandler(_Base):
+class BuildDetailsHandler(_QueryHandler):
     intent = "BuildDetailsIntent"
 
-    def handle(self, handler_input: HandlerInput) -> Response:
-        refused = self.refusal(handler_input) or self.unknown_pipeline(handler_input)
-        if refused:
-            return refused
-        self.progress(handler_input)
-        try:
-            build = self.find_build(handler_input)
-        except BuildNotFound:
-            return self.not_found(handler_input)
-        return self.answer(handler_input, answers.details_answer(build, self.live(), self.speech(handler_input)))
+    def reply(self, handler_input: HandlerInput, speech: Speech) -> str:
+        return answers.details_answer(self.find_build(handler_input), self.live(), speech)
 
 
-class LiveModelHandler(_Base):
+class LiveModelHandler(_QueryHandler):
     intent = "LiveModelIntent"
 
-    def handle(self, handler_input: HandlerInput) -> Response:
-        refused = self.refusal(handler_input) or self.unknown_pipeline(handler_input)
-        if refused:
-            return refused
-        self.progress(handler_input)
+    def reply(self, handler_input: HandlerInput, speech: Speech) -> str:
         live = self.live()
         build = self.builds.get(live.build_id) if live and live.build_id else None
         pipeline = (build.pipeline if build else None) or self.settings.pipeline or (live.name if live else "")
-        return self.answer(handler_input, answers.live_answer(live, build, pipeline, self.speech(handler_input)))
+        return answers.live_answer(live, build, pipeline, speech)
 
 
-class ListBuildsHandler(_Base):
+class ListBuildsHandler(_QueryHandler):
     intent = "ListBuildsIntent"
 
-    def handle(self, handler_input: HandlerInput) -> Response:
-        refused = self.refusal(handler_input) or self.unknown_pipeline(handler_input)
-        if refused:
-            return refused
-        self.progress(handler_input)
-        return self.answer(handler_input, answers.list_answer(self.builds.list(5), self.speech(handler_input)))
+    def reply(self, handler_input: HandlerInput, speech: Speech) -> str:
+        return answers.list_answer(self.builds.list(5), speech)
 
 
 class StartBuildHandler(_Base):

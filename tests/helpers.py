@@ -57,6 +57,46 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def wait_for_training_processes(project: Path, count: int, timeout: float = 20) -> None:
+    """Until at least ``count`` training processes (the script and its children) run."""
+    deadline = time.monotonic() + timeout
+    while len(marked_processes(project)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError("training never started")
+        time.sleep(0.1)
+
+
+class Load:
+    """Threads calling an endpoint until stopped; ``results`` holds each status (or the exception)."""
+
+    def __init__(self, url: str, clients: int = 4) -> None:
+        import threading
+        self.url, self.results = url, []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.results.append(invoke(self.url)[0])
+            except Exception as exc:  # a refused or reset connection counts as a failure
+                self.results.append(repr(exc))
+
+    def __enter__(self) -> "Load":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    @property
+    def failures(self) -> list[Any]:
+        return [r for r in self.results if r != 200]
+
+
 class EngineProcess:
     """``sagebuild up`` as a real subprocess, stopped (or killed) by PID."""
 

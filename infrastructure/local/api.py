@@ -180,7 +180,10 @@ class ApiServer:
                     status, payload = 401, {"error": {"type": "Unauthorized", "message": str(exc)}}
                 except (ValueError, ConfigError) as exc:
                     status, payload = 400, {"error": {"type": "BadRequest", "message": str(exc)}}
-                data = json.dumps(payload).encode()
+                self._reply(status, payload)
+
+            def _reply(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload, default=str).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -201,12 +204,7 @@ class ApiServer:
                         logger.exception("API request failed")
                     payload = {"error": {"type": type(exc).__name__ if not isinstance(exc, _BadRequest)
                                          else "BadRequest", "message": str(exc)}}
-                data = json.dumps(payload, default=str).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._reply(status, payload)
 
             def _body(self) -> dict[str, Any]:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from lambda_pipeline.definition import render_definition
 from lambda_pipeline.errors import (AlreadyRunning, ConfigError, DeployFailed, NothingToRollBack, NothingToStop,
-                                    NotFound, SageBuildError)
+                                    NotFound)
 from lambda_pipeline.model import Build, BuildStatus, EndpointInfo, LogChunk
 from lambda_pipeline.ports import Ports
 from lambda_pipeline.steps.handlers import apply_overrides, notification_payload

@@ -1,5 +1,4 @@
 """The notebook client, method by method, against a real engine (errors included)."""
-import json
 import time
 
 import pytest

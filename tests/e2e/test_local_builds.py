@@ -1,13 +1,12 @@
 """End to end through the real engine (`sagebuild up` as a subprocess), real training and serving."""
 import json
-import os
 import signal
-import threading
 import time
 
 import pytest
 
-from tests.helpers import SAMPLE_ROW, EngineProcess, cli, edit_config, invoke, marked_processes
+from tests.helpers import (SAMPLE_ROW, EngineProcess, Load, cli, edit_config, invoke, marked_processes,
+                           wait_for_training_processes)
 
 pytestmark = pytest.mark.e2e
 
@@ -82,10 +81,7 @@ def test_stop_during_training_aborts_kills_the_job_and_keeps_the_endpoint(projec
     edit_config(project, training={"entry_point": "slow.py"})
     number = engine.start_build("slow")["number"]
     engine.wait_build(number, step="Train")
-    deadline = time.monotonic() + 20
-    while len(marked_processes(project)) < 2:  # the script and its helper child
-        assert time.monotonic() < deadline, "training never started"
-        time.sleep(0.1)
+    wait_for_training_processes(project, 2)  # the script and its helper child
     out = cli(project, "stop", str(number))
     assert out.returncode == 0, out.stderr
     assert f"Stopped build #{number}: ABORTED" in out.stdout
@@ -126,28 +122,13 @@ def test_bad_config_is_refused_before_any_step_naming_the_key(project, engine):
 def test_second_build_updates_the_endpoint_with_zero_failed_requests(project, engine):
     assert engine.wait_build(engine.start_build("v1")["number"])["status"] == "SUCCEEDED"
     url = engine.endpoint()["url"]
-    stop = threading.Event()
-    results = []
-
-    def hammer():
-        while not stop.is_set():
-            try:
-                results.append(invoke(url)[0])
-            except Exception as exc:
-                results.append(repr(exc))
-
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
-    for t in threads:
-        t.start()
-    build = engine.wait_build(engine.start_build("v2", **{"n-estimators": 50})["number"])
-    time.sleep(0.3)
-    stop.set()
-    for t in threads:
-        t.join()
+    with Load(url) as load:
+        build = engine.wait_build(engine.start_build("v2", **{"n-estimators": 50})["number"])
+        time.sleep(0.3)
     assert build["status"] == "SUCCEEDED"
     assert engine.endpoint()["model_version"] == "v2" and engine.endpoint()["url"] == url
-    assert len(results) > 100
-    assert [r for r in results if r != 200] == []
+    assert len(load.results) > 100
+    assert load.failures == []
 
 
 def test_builds_queue_behind_a_running_one_or_are_refused(project, engine):
@@ -171,10 +152,7 @@ def test_engine_killed_mid_build_then_restarted_records_the_build_as_interrupted
         edit_config(project, training={"entry_point": "slow.py"})
         number = engine.start_build("will be interrupted")["number"]
         engine.wait_build(number, step="Train")
-        deadline = time.monotonic() + 20
-        while len(marked_processes(project)) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_training_processes(project, 2)
         engine.kill()  # SIGKILL: no chance to clean up
         time.sleep(0.5)
         leftovers = marked_processes(project)  # the direct child died with the engine (PDEATHSIG)
@@ -204,10 +182,7 @@ def test_ctrl_c_stops_the_engine_cleanly_mid_build(project):
         edit_config(project, training={"entry_point": "slow.py"})
         number = engine.start_build("interrupted by ctrl-c")["number"]
         engine.wait_build(number, step="Train")
-        deadline = time.monotonic() + 20
-        while len(marked_processes(project)) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_training_processes(project, 2)
         engine.proc.send_signal(signal.SIGINT)
         assert engine.proc.wait(timeout=30) == 0
         assert "Stopped." in engine.log.read_text()

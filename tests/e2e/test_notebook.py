@@ -1,6 +1,4 @@
 """The quickstart notebook runs top to bottom against the local mode, and says what it should."""
-import json
-import os
 
 import nbformat
 import pytest

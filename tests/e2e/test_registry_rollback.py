@@ -1,6 +1,5 @@
 """Only better models go live; every version is remembered; a failing deploy undoes itself; rollback on demand."""
 import json
-import threading
 import time
 
 import pytest
@@ -12,7 +11,7 @@ from sagebuild.voice import spoken_text
 from skill import lambda_handler
 from skill.envelopes import intent_request
 from skill.speech import Speech
-from tests.helpers import SAMPLE_ROW, EngineProcess, cli, edit_config, invoke
+from tests.helpers import EngineProcess, Load, cli, edit_config, invoke
 
 pytestmark = pytest.mark.e2e
 
@@ -134,29 +133,14 @@ def test_rollback_to_the_previous_and_to_a_named_version(three_versions):
 
 def test_zero_failed_requests_during_a_rollback_under_load(three_versions):
     engine = three_versions
-    url = engine.endpoint()["url"]
     before = engine.endpoint()["model_version"]
-    stop, results = threading.Event(), []
-
-    def hammer():
-        while not stop.is_set():
-            try:
-                results.append(invoke(url)[0])
-            except Exception as exc:
-                results.append(repr(exc))
-
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
-    for t in threads:
-        t.start()
-    time.sleep(0.3)
-    engine.api("POST", "/v1/rollback", {})
-    time.sleep(0.3)
-    stop.set()
-    for t in threads:
-        t.join()
+    with Load(engine.endpoint()["url"]) as load:
+        time.sleep(0.3)
+        engine.api("POST", "/v1/rollback", {})
+        time.sleep(0.3)
     assert engine.endpoint()["model_version"] != before
-    assert len(results) > 100
-    assert [r for r in results if r != 200] == []
+    assert len(load.results) > 100
+    assert load.failures == []
 
 
 @pytest.mark.parametrize("locale", ["en-US", "fr-FR", "ja-JP"])

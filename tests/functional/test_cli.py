@@ -1,5 +1,4 @@
 """The CLI as a user runs it: one clear line per error, meaningful exit codes."""
-import json
 import subprocess
 
 from lambda_pipeline.adapters.local.config_store import FileConfigStore

@@ -1,6 +1,5 @@
 """The local training platform honours the SageMaker training container contract."""
 import json
-import os
 import textwrap
 import time
 from pathlib import Path
