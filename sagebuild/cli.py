@@ -362,6 +362,14 @@ def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_aws_render(ctx: Context, args: argparse.Namespace) -> int:
+    from infrastructure.aws import render_all
+    for path in render_all(Path(args.out)):
+        ctx.ui.say(f"wrote {path}")
+    ctx.ui.say("Check them with `cfn-lint`; deploying them needs the AWS adapters, which are not built yet.")
+    return 0
+
+
 def cmd_timeline(ctx: Context, args: argparse.Namespace) -> int:
     build = ctx.builds().get(args.build)
     ctx.ui.say(f"Build #{build.number} {build.status}")
@@ -455,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("timeline", help="show a build's steps on a time axis")
     p.add_argument("build", nargs="?")
     p.set_defaults(func=cmd_timeline)
+
+    p = sub.add_parser("aws", help="SageBuild on AWS (CloudFormation)")
+    aws_sub = p.add_subparsers(dest="aws_command", required=True, metavar="SUBCOMMAND")
+    r = aws_sub.add_parser("render", help="write the CloudFormation template of every variant")
+    r.add_argument("--out", required=True, help="folder for <variant>.yaml")
+    r.set_defaults(func=cmd_aws_render)
 
     from .voice import add_voice_commands
     add_voice_commands(sub)

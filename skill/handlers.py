@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import abstractmethod
 from typing import Any
 
 from ask_sdk_core.dispatch_components import AbstractExceptionHandler, AbstractRequestHandler
@@ -196,8 +197,9 @@ class _QueryHandler(_Base):
             return self.not_found(handler_input)
         return self.answer(handler_input, text)
 
+    @abstractmethod
     def reply(self, handler_input: HandlerInput, speech: Speech) -> str:
-        raise NotImplementedError  # each query handler says what it answers
+        """The spoken answer to this question."""
 
 
 class BuildStatusHandler(_QueryHandler):
