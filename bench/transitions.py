@@ -130,6 +130,12 @@ def main() -> int:
         WaitFunction._wait_interval = original
     hour = next((r for r in results["runs"] if r["training_seconds"] == 3600), None)
     results["one_hour_sagebuild_transitions"] = hour["sagebuild"]["transitions"] if hour else None
+    import math
+    first, last = results["runs"][0], results["runs"][-1]
+    doublings = math.log2(last["training_seconds"] / first["training_seconds"])
+    for label in ("sagebuild", "fixed_2018"):
+        growth = (last[label]["transitions"] - first[label]["transitions"]) / doublings if doublings else 0.0
+        results[f"{label}_transitions_per_doubling"] = round(growth, 2)
     results["targets"] = {"one_hour_max_transitions": 40, "growth": "at most logarithmic in training time"}
     print(json.dumps(results))
     return 0
