@@ -46,7 +46,7 @@ class DataWatcher(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
             return
-        path = getattr(event, "dest_path", "") or event.src_path
+        path = os.fsdecode(getattr(event, "dest_path", "") or event.src_path)
         name = os.path.basename(path)
         if name.startswith(".") or name.endswith(_IGNORED_SUFFIXES):
             return

@@ -51,7 +51,7 @@ class Scheduler:
             self._state.set_state(key, repr(now))
             if last is None:
                 continue  # first sight of this schedule: it starts counting now
-            due = []
+            due: list[float] = []
             it = croniter(entry["cron"], _local(float(last)))
             while len(due) < 1000:
                 nxt = it.get_next(float)

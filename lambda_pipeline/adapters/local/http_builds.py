@@ -1,6 +1,8 @@
 """Builds port over the local engine's HTTP API (see ``infrastructure/local/api.py``)."""
 from __future__ import annotations
 
+import builtins
+
 import json
 import urllib.error
 import urllib.parse
@@ -31,17 +33,17 @@ class HttpBuilds:
     def get(self, ref: str | int | None = None) -> Build:
         return Build.from_dict(self._call("GET", f"/v1/builds/{_ref(ref, 'latest')}"))
 
-    def list(self, limit: int = 20) -> list[Build]:
+    def list(self, limit: int = 20) -> builtins.list[Build]:
         return [Build.from_dict(b) for b in self._call("GET", f"/v1/builds?limit={int(limit)}")["builds"]]
 
     def logs(self, ref: str | int | None = None, offset: int = 0) -> LogChunk:
         data = self._call("GET", f"/v1/builds/{_ref(ref, 'latest')}/logs?offset={int(offset)}")
         return LogChunk(**data)
 
-    def endpoints(self) -> list[EndpointInfo]:
+    def endpoints(self) -> builtins.list[EndpointInfo]:
         return [EndpointInfo(**e) for e in self._call("GET", "/v1/endpoints")["endpoints"]]
 
-    def models(self, limit: int = 50) -> list[dict[str, Any]]:
+    def models(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
         return self._call("GET", f"/v1/models?limit={int(limit)}")["models"]
 
     def live_at(self, when: float) -> dict[str, Any] | None:
@@ -54,7 +56,7 @@ class HttpBuilds:
     def rollback(self, version: str | None = None) -> EndpointInfo:
         return EndpointInfo(**self._call("POST", "/v1/rollback", {"version": version}))
 
-    def history(self, ref: str | int | None = None) -> list[dict[str, Any]]:
+    def history(self, ref: str | int | None = None) -> builtins.list[dict[str, Any]]:
         return self._call("GET", f"/v1/builds/{_ref(ref, 'latest')}/history")["events"]
 
     def health(self) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Builds port straight from the ledger file, for when no engine runs: reads work, changes don't."""
 from __future__ import annotations
 
+import builtins
+
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ class LedgerBuilds:
     def get(self, ref: str | int | None = None) -> Build:
         return self._ledger.get_build(ref)
 
-    def list(self, limit: int = 20) -> list[Build]:
+    def list(self, limit: int = 20) -> builtins.list[Build]:
         return self._ledger.list_builds(limit)
 
     def logs(self, ref: str | int | None = None, offset: int = 0) -> LogChunk:
@@ -40,13 +42,13 @@ class LedgerBuilds:
             data = fh.read()
         return LogChunk(data.decode("utf-8", "replace"), offset + len(data), True)
 
-    def endpoints(self) -> list[EndpointInfo]:
+    def endpoints(self) -> builtins.list[EndpointInfo]:
         return []
 
-    def history(self, ref: str | int | None = None) -> list[dict[str, Any]]:
+    def history(self, ref: str | int | None = None) -> builtins.list[dict[str, Any]]:
         return []
 
-    def models(self, limit: int = 50) -> list[dict[str, Any]]:
+    def models(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
         return self._ledger.list_models(limit)
 
     def live_at(self, when: float) -> dict[str, Any] | None:
