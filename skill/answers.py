@@ -29,7 +29,7 @@ def _live_clause(build: Build, live: EndpointInfo | None, speech: Speech) -> str
         return speech.raw("LIVE_NOTHING")
     if live.model_version == build.version:
         return speech.raw("LIVE_IS_THIS")
-    return speech.say("LIVE_IS_OTHER", version=live.model_version)
+    return speech.say("LIVE_IS_OTHER", version=speech.version(live.model_version))
 
 
 def status_answer(build: Build | None, live: EndpointInfo | None, speech: Speech, now: float | None = None) -> str:
@@ -45,7 +45,7 @@ def status_answer(build: Build | None, live: EndpointInfo | None, speech: Speech
     ago = speech.ago(build.ended_at or build.created_at, now)
     step = speech.step(build.failed_step)
     if build.status == BuildStatus.SUCCEEDED:
-        return speech.plain("STATUS_SUCCEEDED", number=n, ago=ago, version=build.version or "",
+        return speech.plain("STATUS_SUCCEEDED", number=n, ago=ago, version=speech.version(build.version),
                             metric=_gate_metric(build, speech), live=_live_clause(build, live, speech)).strip()
     if build.status == BuildStatus.GATE_FAILED:
         return speech.plain("STATUS_GATE_FAILED", number=n, ago=ago,
@@ -78,7 +78,7 @@ def live_answer(live: EndpointInfo | None, build: Build | None, pipeline: str, s
     if live is None or live.model_version is None:
         return speech.raw("NO_LIVE_MODEL")
     metric = _gate_metric(build, speech) if build is not None else ""
-    return speech.plain("LIVE_MODEL", version=speech.say("SOURCE_OTHER", source=live.model_version),
+    return speech.plain("LIVE_MODEL", version=speech.say("SOURCE_OTHER", source=speech.version(live.model_version)),
                         pipeline=speech.say("SOURCE_OTHER", source=pipeline.replace("-", " ")),
                         ago=speech.ago(live.updated_at, now), number=build.number if build else "?", metric=metric)
 

@@ -306,13 +306,13 @@ class RollbackHandler(_Base):
         except NothingToRollBack as exc:
             return self.answer(handler_input, speech.say("ROLLBACK_NOTHING", reason=str(exc)))
         except NotFound:
-            return self.answer(handler_input, speech.say("ROLLBACK_NOT_FOUND", version=f"v{wanted}"))
+            return self.answer(handler_input, speech.say("ROLLBACK_NOT_FOUND", version=wanted))
         handler_input.attributes_manager.session_attributes[PENDING] = {"action": "rollback", "version": plan["to"],
                                                                          "from": plan["from"]}
-        text = speech.say("ROLLBACK_CONFIRM", pipeline=plan["pipeline"].replace("-", " "), current=plan["from"],
-                          target=plan["to"])
+        text = speech.say("ROLLBACK_CONFIRM", pipeline=plan["pipeline"].replace("-", " "),
+                          current=speech.version(plan["from"]), target=speech.version(plan["to"]))
         return self.answer(handler_input, text, keep_open=True,
-                           reprompt=speech.say("ROLLBACK_CONFIRM_REPROMPT", target=plan["to"]))
+                           reprompt=speech.say("ROLLBACK_CONFIRM_REPROMPT", target=speech.version(plan["to"])))
 
 
 class YesHandler(_Base):
@@ -341,7 +341,8 @@ class YesHandler(_Base):
             return self.answer(handler_input, speech.raw("ROLLBACK_BUSY"), keep_open=False)
         except (NothingToRollBack, NotFound, DeployFailed) as exc:
             return self.answer(handler_input, speech.say("ROLLBACK_FAILED", reason=str(exc)), keep_open=False)
-        return self.answer(handler_input, speech.say("ROLLBACK_DONE", version=info.model_version), keep_open=False)
+        return self.answer(handler_input, speech.say("ROLLBACK_DONE", version=speech.version(info.model_version)),
+                           keep_open=False)
 
 
 class NoHandler(_Base):
@@ -353,7 +354,8 @@ class NoHandler(_Base):
         if not pending:
             return self.answer(handler_input, speech.raw("NOTHING_TO_CONFIRM"), keep_open=True)
         if pending.get("action") == "rollback":
-            return self.answer(handler_input, speech.say("ROLLBACK_KEEP", version=pending["from"]), keep_open=False)
+            return self.answer(handler_input, speech.say("ROLLBACK_KEEP", version=speech.version(pending["from"])),
+                               keep_open=False)
         return self.answer(handler_input, speech.say("STOP_KEEP", number=pending["build"]), keep_open=False)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import string
 import time
 from pathlib import Path
@@ -84,6 +85,12 @@ class Speech:
         if minutes < 60:
             return self.raw("DURATION_MINUTE") if minutes == 1 else self.plain("DURATION_MINUTES", n=minutes)
         return self.plain("DURATION_HOURS", n=minutes // 60, m=minutes % 60)
+
+    @staticmethod
+    def version(version: str | None) -> str:
+        """``v12`` is spoken "12" (the templates say "version"); other names stay as they are."""
+        text = str(version or "")
+        return text[1:] if re.fullmatch(r"v\d+", text) else text
 
     def number(self, value: float) -> str:
         text = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"

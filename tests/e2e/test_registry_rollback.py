@@ -154,8 +154,8 @@ def test_voice_rollback_asks_first_naming_the_version(three_versions, monkeypatc
     speech = Speech(locale)
     plan = engine.api("GET", "/v1/rollback/plan")
     ask = lambda_handler(intent_request("RollbackIntent", None, locale), None)
-    assert spoken_text(ask) == speech.say("ROLLBACK_CONFIRM", pipeline="wine classifier", current=plan["from"],
-                                          target=plan["to"])
+    assert spoken_text(ask) == speech.say("ROLLBACK_CONFIRM", pipeline="wine classifier",
+                                          current=plan["from"][1:], target=plan["to"][1:])  # "version 2", not "v2"
     assert ask["response"]["shouldEndSession"] is False
     assert engine.endpoint()["model_version"] == plan["from"]  # nothing happens before yes
     stranger = lambda_handler(intent_request("AMAZON.YesIntent", None, locale, new_session=False,
@@ -164,7 +164,7 @@ def test_voice_rollback_asks_first_naming_the_version(three_versions, monkeypatc
     assert engine.endpoint()["model_version"] == plan["from"]
     yes = lambda_handler(intent_request("AMAZON.YesIntent", None, locale, new_session=False,
                                         attributes=ask["sessionAttributes"]), None)
-    assert spoken_text(yes) == speech.say("ROLLBACK_DONE", version=plan["to"])
+    assert spoken_text(yes) == speech.say("ROLLBACK_DONE", version=plan["to"][1:])
     assert engine.endpoint()["model_version"] == plan["to"]
     named = lambda_handler(intent_request("RollbackIntent", {"Version": "9"}, locale), None)
-    assert spoken_text(named) == speech.say("ROLLBACK_NOT_FOUND", version="v9")
+    assert spoken_text(named) == speech.say("ROLLBACK_NOT_FOUND", version="9")

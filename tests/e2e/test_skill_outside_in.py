@@ -52,7 +52,7 @@ def test_one_shot_questions_from_the_model(skill_server):
         assert "Build 5 is still running. It is training" in answer["speech"], (sample, answer)
         assert answer["end"] is True
     (live,) = talk(skill_server, [{"utter": "what model is live"}])
-    assert "Version v1 of wine classifier is live" in live["speech"] and live["end"]
+    assert "Version 1 of wine classifier is live" in live["speech"] and live["end"]
     (failed,) = talk(skill_server, [{"utter": "why did build 2 fail"}])
     assert "Build 2 failed" in failed["speech"] and "learning rate must be positive" in failed["speech"]
     (listed,) = talk(skill_server, [{"utter": "list my builds"}])

@@ -55,7 +55,7 @@ def test_times_are_spoken_naturally():
     en, fr, ja = Speech("en-US"), Speech("fr-FR"), Speech("ja-JP")
     assert en.ago(0, now=12 * 60) == "12 minutes ago"
     assert fr.ago(0, now=12 * 60) == "il y a 12 minutes"
-    assert ja.ago(0, now=12 * 60) == "12分前"
+    assert ja.ago(0, now=12 * 60) == "12分前に" and ja.ago(0, now=3) == "たった今"
     assert en.ago(0, now=3) == "just now" and en.ago(0, now=90) == "a minute ago"
     assert en.duration(1) == "one second" and en.duration(125) == "2 minutes"
 
@@ -70,6 +70,6 @@ def test_list_and_live_answers():
                         updated_at=0, build_id="b1")
     builds[1].metrics = {"validation:accuracy": 0.9}
     assert answers.live_answer(live, builds[1], "wine-classifier", speech, now=600) == (
-        "Version v1 of wine classifier is live. It was deployed 10 minutes ago by build 1"
+        "Version 1 of wine classifier is live. It was deployed 10 minutes ago by build 1"
         " with validation accuracy 90 percent.")
     assert answers.live_answer(None, None, "wine", speech) == speech.raw("NO_LIVE_MODEL")
