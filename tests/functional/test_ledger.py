@@ -20,8 +20,28 @@ def clock():
     return Clock()
 
 
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def ledger(request, tmp_path, clock):
+    """The same tests hold for the local ledger (SQLite) and the AWS one (DynamoDB, on moto)."""
+    if request.param == "sqlite":
+        yield SqliteLedger(str(tmp_path / "ledger.db"), clock=clock)
+        return
+    import boto3
+    from moto import mock_aws
+
+    from lambda_pipeline.adapters.aws import DynamoDBLedger
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(TableName="ledger", BillingMode="PAY_PER_REQUEST",
+                            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                                  {"AttributeName": "sk", "AttributeType": "S"}],
+                            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                       {"AttributeName": "sk", "KeyType": "RANGE"}])
+        yield DynamoDBLedger("ledger", clock=clock, boto3_client=client)
+
+
 @pytest.fixture
-def ledger(tmp_path, clock):
+def sqlite_ledger(tmp_path, clock):
     return SqliteLedger(str(tmp_path / "ledger.db"), clock=clock)
 
 
@@ -79,8 +99,8 @@ def test_deployments_form_a_history(ledger, clock):
     assert ledger.live_deployment("other") is None
 
 
-def test_wal_mode_and_a_reader_in_another_connection(ledger, tmp_path):
-    ledger.create_build("wine", "cli", "x")
+def test_wal_mode_and_a_reader_in_another_connection(sqlite_ledger, tmp_path):
+    sqlite_ledger.create_build("wine", "cli", "x")
     conn = sqlite3.connect(tmp_path / "ledger.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     reader = SqliteLedger(str(tmp_path / "ledger.db"), readonly=True)
@@ -128,3 +148,28 @@ def test_an_old_ledger_gains_the_new_columns(tmp_path):
     conn.close()
     ledger = SqliteLedger(str(path))
     assert ledger.live_deployment("ep")["kind"] == "build"
+
+
+def test_triggers_and_state_are_kept(ledger, clock):
+    build = ledger.create_build("wine", "git", "2 triggers")
+    ledger.add_triggers(build.id, [{"source": "git", "reason": "commit a", "details": {"commit": "a"}, "received_at": 5.0},
+                                   {"source": "data", "reason": "new file", "received_at": 6.0}])
+    got = ledger.get_build(build.id).triggers
+    assert [(t["source"], t["reason"]) for t in got] == [("git", "commit a"), ("data", "new file")]
+    assert got[0]["details"] == {"commit": "a"}
+    assert ledger.get_state("k") is None
+    ledger.set_state("k", "1")
+    ledger.set_state("k", "2")
+    assert ledger.get_state("k") == "2"
+
+
+def test_registry_records_models(ledger):
+    build = ledger.create_build("wine", "cli", "x")
+    ledger.register_model("v1", build.id, "s3://a/model.tar.gz", None, {"acc": 0.9}, {"pipeline": "wine"},
+                          data_refs={"train": {"uri": "s3://d", "digest": "abc"}})
+    model = ledger.get_model("v1")
+    assert model["metrics"] == {"acc": 0.9} and model["data_refs"]["train"]["digest"] == "abc"
+    ledger.record_deployment("ep", "v1", "c1", build.id)
+    (listed,) = ledger.list_models()
+    assert listed["version"] == "v1" and [d["version"] for d in listed["deployments"]] == ["v1"]
+    assert ledger.get_model("v9") is None
