@@ -134,21 +134,26 @@ class _Base(AbstractRequestHandler):
                                                      latest=latest.number))
 
 
-class LaunchHandler(_Base):
+class _Prompt(_Base):
+    """Says something and waits for the next question (the session stays open)."""
+
+    text_key = reprompt_key = ""
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        return self.answer(handler_input, speech.raw(self.text_key), keep_open=True,
+                           reprompt=speech.raw(self.reprompt_key))
+
+
+class LaunchHandler(_Prompt):
+    text_key, reprompt_key = "WELCOME", "WELCOME_REPROMPT"
+
     def can_handle(self, handler_input: HandlerInput) -> bool:
         return is_request_type("LaunchRequest")(handler_input)
 
-    def handle(self, handler_input: HandlerInput) -> Response:
-        speech = self.speech(handler_input)
-        return self.answer(handler_input, speech.raw("WELCOME"), keep_open=True, reprompt=speech.raw("WELCOME_REPROMPT"))
 
-
-class HelpHandler(_Base):
-    intent = "AMAZON.HelpIntent"
-
-    def handle(self, handler_input: HandlerInput) -> Response:
-        speech = self.speech(handler_input)
-        return self.answer(handler_input, speech.raw("HELP"), keep_open=True, reprompt=speech.raw("HELP_REPROMPT"))
+class HelpHandler(_Prompt):
+    intent, text_key, reprompt_key = "AMAZON.HelpIntent", "HELP", "HELP_REPROMPT"
 
 
 class NavigateHomeHandler(LaunchHandler):
@@ -167,12 +172,8 @@ class StopCancelHandler(_Base):
         return self.answer(handler_input, self.speech(handler_input).raw("GOODBYE"), keep_open=False)
 
 
-class FallbackHandler(_Base):
-    intent = "AMAZON.FallbackIntent"
-
-    def handle(self, handler_input: HandlerInput) -> Response:
-        speech = self.speech(handler_input)
-        return self.answer(handler_input, speech.raw("FALLBACK"), keep_open=True, reprompt=speech.raw("FALLBACK_REPROMPT"))
+class FallbackHandler(_Prompt):
+    intent, text_key, reprompt_key = "AMAZON.FallbackIntent", "FALLBACK", "FALLBACK_REPROMPT"
 
 
 class SessionEndedHandler(_Base):

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ...errors import BuildNotFound, TransientError
 from ...model import Build, BuildStatus, StepRecord
+from ...registry import previous_good_version
 
 __all__ = ["DynamoDBLedger"]
 
@@ -261,11 +262,7 @@ class DynamoDBLedger:
                      if r["deployed_at"] <= when and (r["replaced_at"] is None or r["replaced_at"] > when)), None)
 
     def previous_good_version(self, endpoint: str) -> str | None:
-        history = self.deployments(endpoint=endpoint)
-        if not history:
-            return None
-        live = history[0]["version"] if history[0]["replaced_at"] is None else None
-        return next((r["version"] for r in history if r["version"] != live and r["rolled_back_reason"] is None), None)
+        return previous_good_version(self.deployments(endpoint=endpoint))
 
     # -- helpers --------------------------------------------------------------------------
     def _to_build(self, doc: dict[str, Any]) -> Build:

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from ...errors import BuildNotFound
 from ...model import Build, BuildStatus, StepRecord
+from ...registry import previous_good_version
 from .db import Database
 
 __all__ = ["SqliteLedger"]
@@ -238,14 +239,7 @@ class SqliteLedger:
 
     def previous_good_version(self, endpoint: str) -> str | None:
         """The newest version that served before the live one and was not rolled back for failing."""
-        history = self.deployments(endpoint=endpoint)
-        if not history:
-            return None
-        live = history[0]["version"] if history[0]["replaced_at"] is None else None
-        for row in history:
-            if row["version"] != live and row["rolled_back_reason"] is None:
-                return row["version"]
-        return None
+        return previous_good_version(self.deployments(endpoint=endpoint))
 
     def close(self) -> None:
         self._db.close()
