@@ -116,6 +116,12 @@ class _Base(AbstractRequestHandler):
             return None
         return self.answer(handler_input, self.speech(handler_input).raw("NOT_ALLOWED_QUERY"), keep_open=False)
 
+    def action_refusal(self, handler_input: HandlerInput) -> Response | None:
+        """Starting, stopping and rolling back: only allowed users, and only for our pipeline."""
+        if not self.settings.may_act(self.user(handler_input)):
+            return self.answer(handler_input, self.speech(handler_input).raw("NOT_ALLOWED"))
+        return self.unknown_pipeline(handler_input)
+
     def unknown_pipeline(self, handler_input: HandlerInput) -> Response | None:
         """If the Pipeline slot names another pipeline, say which one we know."""
         said = _slot(handler_input, "Pipeline")
@@ -239,9 +245,7 @@ class StartBuildHandler(_Base):
 
     def handle(self, handler_input: HandlerInput) -> Response:
         speech = self.speech(handler_input)
-        if not self.settings.may_act(self.user(handler_input)):
-            return self.answer(handler_input, speech.raw("NOT_ALLOWED"))
-        refused = self.unknown_pipeline(handler_input)
+        refused = self.action_refusal(handler_input)
         if refused:
             return refused
         running = [b for b in self.builds.list(5) if b.status == BuildStatus.RUNNING]
@@ -264,8 +268,9 @@ class StopBuildHandler(_Base):
 
     def handle(self, handler_input: HandlerInput) -> Response:
         speech = self.speech(handler_input)
-        if not self.settings.may_act(self.user(handler_input)):
-            return self.answer(handler_input, speech.raw("NOT_ALLOWED"))
+        refused = self.action_refusal(handler_input)
+        if refused:
+            return refused
         try:
             build = self.find_build(handler_input) if _slot_number(handler_input) is not None else self._active()
         except BuildNotFound:
@@ -296,9 +301,7 @@ class RollbackHandler(_Base):
 
     def handle(self, handler_input: HandlerInput) -> Response:
         speech = self.speech(handler_input)
-        if not self.settings.may_act(self.user(handler_input)):
-            return self.answer(handler_input, speech.raw("NOT_ALLOWED"))
-        refused = self.unknown_pipeline(handler_input)
+        refused = self.action_refusal(handler_input)
         if refused:
             return refused
         wanted = _slot_number(handler_input, "Version")
