@@ -21,6 +21,7 @@ from typing import Any, Callable
 from ...errors import BuildNotFound, TransientError
 from ...model import Build, BuildStatus, StepRecord
 from ...registry import previous_good_version
+from .boto import client
 
 __all__ = ["DynamoDBLedger"]
 
@@ -37,10 +38,7 @@ class DynamoDBLedger:
 
     def __init__(self, table_name: str, clock: Callable[[], float] = time.time, boto3_client: Any = None,
                  boto3_session: Any = None) -> None:
-        if boto3_client is None:
-            import boto3
-            boto3_client = (boto3_session or boto3.session.Session()).client("dynamodb")
-        self._db = boto3_client
+        self._db = client("dynamodb", boto3_client, boto3_session)
         self._table = table_name
         self._clock = clock
 

@@ -10,32 +10,13 @@ import copy
 import logging
 from typing import Any
 
-from ...errors import DeployFailed, NotFound, SageBuildError, TransientError
+from ...errors import DeployFailed, NotFound, SageBuildError
 from ...model import LogChunk
+from .boto import client as _client, error_code, translate
 
-__all__ = ["SageMakerTraining", "SageMakerHosting", "translate"]
+__all__ = ["SageMakerTraining", "SageMakerHosting"]
 
 logger = logging.getLogger(__name__)
-_TRANSIENT = {"ThrottlingException", "ResourceLimitExceeded", "ServiceUnavailable", "InternalFailure",
-              "InternalServerError", "RequestLimitExceeded"}
-
-
-def translate(exc: Exception, what: str) -> SageBuildError:
-    """botocore's error -> the domain error the state machine understands."""
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-    message = getattr(exc, "response", {}).get("Error", {}).get("Message", str(exc))
-    if code in _TRANSIENT:
-        return TransientError(f"{what}: {code}: {message}")
-    return SageBuildError(f"{what}: {code}: {message}")
-
-
-def _client(service: str, boto3_client: Any, boto3_session: Any) -> Any:
-    if boto3_client is not None:
-        return boto3_client
-    import boto3
-    return (boto3_session or boto3.session.Session()).client(service)
-
-
 class SageMakerTraining:
     """Training jobs on SageMaker.
 
@@ -89,8 +70,7 @@ class SageMakerTraining:
         try:
             self._sm.stop_training_job(TrainingJobName=name)
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-            if code == "ValidationException":  # already stopped or ended: nothing to do
+            if error_code(exc) == "ValidationException":  # already stopped or ended: nothing to do
                 logger.info("training job already ended", extra={"job": name})
                 return
             raise translate(exc, f"could not stop training job {name}") from exc

@@ -11,6 +11,7 @@ from typing import Any
 
 from ...errors import TransientError
 from ...notifications import subject, text_body
+from .boto import client
 
 __all__ = ["SnsNotifier"]
 
@@ -27,10 +28,7 @@ class SnsNotifier:
     """
 
     def __init__(self, topic_arn: str, boto3_client: Any = None, boto3_session: Any = None) -> None:
-        if boto3_client is None:
-            import boto3
-            boto3_client = (boto3_session or boto3.session.Session()).client("sns")
-        self._sns = boto3_client
+        self._sns = client("sns", boto3_client, boto3_session)
         self.topic_arn = topic_arn
 
     def publish(self, event: str, payload: dict[str, Any]) -> None:

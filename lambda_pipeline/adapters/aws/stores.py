@@ -6,16 +6,9 @@ from typing import Any
 
 from ...config import load_config_text
 from ...errors import ConfigError, NotFound
-from .sagemaker import translate
+from .boto import client as _client, translate
 
 __all__ = ["SsmConfigStore", "S3ArtifactStore", "S3SourceStore"]
-
-
-def _client(service: str, boto3_client: Any, boto3_session: Any) -> Any:
-    if boto3_client is not None:
-        return boto3_client
-    import boto3
-    return (boto3_session or boto3.session.Session()).client(service)
 
 
 def _split(uri: str) -> tuple[str, str]:
