@@ -22,8 +22,10 @@ def _local(ts: float) -> dt.datetime:
 class Scheduler:
     """Fires the config's cron schedules. ``tick(now)`` does one check; time is injected.
 
-    The last time each schedule was checked is kept in the ledger: after a restart, runs that fell
-    in between are reported (``schedule.missed``) and one catch-up build starts for them.
+    The last time each schedule fired (or was first seen) is kept in the ledger; it is written only
+    then, not at every tick. While the engine runs every due run fires on time, so after a restart
+    the runs that fell in between were missed: they are reported (``schedule.missed``) and one
+    catch-up build starts for them.
     """
 
     def __init__(self, schedules: Callable[[], list[dict[str, Any]]], submit: Callable[..., Any], state: Any,
@@ -48,8 +50,8 @@ class Scheduler:
         for entry in self._schedules():
             key = f"schedule:{entry['cron']}"
             last = self._state.get_state(key)
-            self._state.set_state(key, repr(now))
             if last is None:
+                self._state.set_state(key, repr(now))
                 continue  # first sight of this schedule: it starts counting now
             due: list[float] = []
             it = croniter(entry["cron"], _local(float(last)))
@@ -59,7 +61,8 @@ class Scheduler:
                     break
                 due.append(nxt)
             if not due:
-                continue
+                continue  # nothing to write: while the engine runs, every due run is handled as it comes
+            self._state.set_state(key, repr(now))
             on_time = [t for t in due if now - t <= LATE_AFTER_SECONDS]
             missed = [t for t in due if now - t > LATE_AFTER_SECONDS]
             if missed:

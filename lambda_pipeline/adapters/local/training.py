@@ -242,9 +242,9 @@ class LocalTrainingPlatform:
                 run.stop_reason = "EngineShutdown"
                 terminate_gracefully(run.proc, self._grace)
 
-    def is_active(self, name: str) -> bool:
-        """Whether the job is still InProgress or Stopping (no waiting)."""
-        return self._row(name)["status"] in _ACTIVE
+    def active_jobs(self) -> set[str]:
+        """Names of the jobs still InProgress or Stopping (one query, no waiting)."""
+        return {r["name"] for r in self._db.query("SELECT name FROM training_jobs WHERE status IN (?, ?)", _ACTIVE)}
 
     def work_dir(self, name: str) -> str:
         return self._row(name)["work_dir"]
