@@ -23,7 +23,7 @@ LOCAL_USER_ID = "amzn1.ask.account.sagebuild-local"
 
 # Events a notification sink may subscribe to.
 EVENTS = ("build.started", "build.succeeded", "build.failed", "build.gate_failed", "build.stopped",
-          "build.interrupted", "model.rolled_back", "schedule.missed")
+          "build.interrupted", "model.rolled_back", "model.rollback_failed", "schedule.missed")
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?$")
 
@@ -66,6 +66,8 @@ SCHEMA: dict[str, Any] = {
     "image": {
         "build": Field((bool,), "Build a code image before training (code package locally, CodeBuild on AWS).",
                        default=False),
+        "uri": Field((str,), "The image a build trains and serves with; the image build step sets it in "
+                     "the build's snapshot (empty: the stack's framework image).", default=None),
     },
     "gate": {
         "metric": Field((str,), "Metric the validation gate checks.", default=None),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "SageBuildError", "ConfigError", "NotFound", "BuildNotFound", "AlreadyRunning",
-    "NothingToStop", "EngineNotRunning", "BuildEnded", "TransientError", "TrainingFailed",
+    "NothingToStop", "EngineNotRunning", "BuildEnded", "TransientError", "ImageBuildFailed", "TrainingFailed",
     "TrainingStopped", "GateFailed", "DeployFailed", "InvocationError", "SmokeTestFailed",
     "NothingToRollBack",
 ]
@@ -54,6 +54,10 @@ class BuildEnded(SageBuildError):
 
 class TransientError(SageBuildError):
     """A temporary failure the state machine retries with back-off."""
+
+
+class ImageBuildFailed(SageBuildError):
+    """The image build ended FAILED, FAULT, TIMED_OUT or STOPPED; the message says which phase and why."""
 
 
 class TrainingFailed(SageBuildError):

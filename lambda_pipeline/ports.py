@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from .model import Build, EndpointInfo, LogChunk
 
 __all__ = ["ArtifactStore", "ConfigStore", "SourceStore", "Ledger", "Notifier", "TrainingPlatform",
-           "HostingPlatform", "Builds", "Ports"]
+           "HostingPlatform", "ImageBuilder", "Builds", "Ports"]
 
 
 class ArtifactStore(Protocol):
@@ -36,8 +36,17 @@ class SourceStore(Protocol):
     """Where a build's code and data come from (the project folder locally, S3 on AWS)."""
 
     def package_code(self, source_dir: str) -> str: ...
+    def package_image_source(self, source_dir: str) -> str: ...
     def channel_uri(self, location: str) -> str: ...
     def data_ref(self, location: str) -> dict[str, Any]: ...
+
+
+class ImageBuilder(Protocol):
+    """Builds the training/serving image from a source package (CodeBuild on AWS; none locally)."""
+
+    def start_build(self, source: str, tag: str) -> dict[str, str]: ...
+    def describe_build(self, build_id: str) -> dict[str, Any]: ...
+    def stop_build(self, build_id: str) -> None: ...
 
 
 class TrainingPlatform(Protocol):
@@ -53,7 +62,7 @@ class HostingPlatform(Protocol):
     """SageMaker-shaped hosting: models, endpoint configs, endpoints."""
 
     def create_model(self, name: str, artifact_uri: str, code_uri: str | None,
-                     entry_point: str | None) -> None: ...
+                     entry_point: str | None, image_uri: str | None = None) -> None: ...
     def create_endpoint_config(self, name: str, model_name: str) -> None: ...
     def create_endpoint(self, name: str, config_name: str, port: int = 0) -> None: ...
     def update_endpoint(self, name: str, config_name: str) -> None: ...
@@ -125,3 +134,4 @@ class Ports:
     hosting: HostingPlatform
     notifier: Notifier
     source: SourceStore
+    images: ImageBuilder | None = None

@@ -36,7 +36,7 @@ from lambda_pipeline.errors import (AlreadyRunning, ConfigError, NothingToRollBa
                                     SageBuildError)
 
 from .builds import EngineBuilds
-from .triggers.launch import LaunchRejected, launch_secret, launch_trigger, verify_signature
+from lambda_pipeline.launch_messages import LaunchRejected, launch_secret, launch_trigger, verify_signature
 
 __all__ = ["ApiServer"]
 

@@ -11,8 +11,9 @@ import time
 from typing import Any, Callable
 
 from lambda_pipeline.definition import render_definition
-from lambda_pipeline.errors import (AlreadyRunning, ConfigError, DeployFailed, NothingToRollBack, NothingToStop,
-                                    NotFound)
+from lambda_pipeline import rollbacks
+from lambda_pipeline.errors import AlreadyRunning, ConfigError, DeployFailed, NothingToStop
+from lambda_pipeline.rollbacks import normalize_version
 from lambda_pipeline.model import Build, BuildStatus, EndpointInfo, LogChunk
 from lambda_pipeline.ports import Ports
 from lambda_pipeline.steps.handlers import apply_overrides, notification_payload
@@ -26,12 +27,6 @@ logger = logging.getLogger(__name__)
 _EXECUTION_TO_BUILD = {"SUCCEEDED": BuildStatus.SUCCEEDED, "FAILED": BuildStatus.FAILED,
                        "TIMED_OUT": BuildStatus.FAILED, "ABORTED": BuildStatus.ABORTED}
 STATE_MACHINE = "sagebuild-build"
-
-
-def normalize_version(version: str | int) -> str:
-    """``3``, ``"3"`` and ``"v3"`` all name version ``v3``."""
-    text = str(version).strip().lower()
-    return text if text.startswith("v") else f"v{text}"
 
 
 class EngineBuilds:
@@ -150,52 +145,23 @@ class EngineBuilds:
         return self._ports.ledger.live_at(endpoint, when)
 
     def plan_rollback(self, version: str | None = None) -> dict[str, Any]:
-        """Which version a rollback would leave and which it would restore; changes nothing.
-
-        Raises:
-            NothingToRollBack: nothing deployed, no earlier good version, or it is live already.
-            NotFound: no such version.
-        """
-        config = self._ports.config.load()
-        endpoint = config["deploy"]["endpoint"]
-        ledger = self._ports.ledger
-        live = ledger.live_deployment(endpoint)
-        if live is None:
-            raise NothingToRollBack("nothing is deployed yet, so there is nothing to roll back")
-        target = normalize_version(version) if version is not None else ledger.previous_good_version(endpoint)
-        if target is None:
-            raise NothingToRollBack(f"{live['version']} is the only version that has served; "
-                                    "there is nothing earlier to go back to")
-        if target == live["version"]:
-            raise NothingToRollBack(f"{target} is already live")
-        if ledger.get_model(target) is None:
-            known = ", ".join(m["version"] for m in ledger.list_models(10)) or "none"
-            raise NotFound(f"no version {target!r} in the registry (recent versions: {known})")
-        return {"endpoint": endpoint, "pipeline": config["pipeline"], "from": live["version"], "to": target}
+        """Which version a rollback would leave and which it would restore; changes nothing."""
+        return rollbacks.plan_rollback(self._ports, version)
 
     def rollback(self, version: str | None = None) -> EndpointInfo:
         """Serve an earlier version again, from its stored artifact (no retraining), blue/green.
 
-        Recorded as a deployment of kind ``rollback``; people are notified.
+        Waits for the swap (seconds locally), then records a deployment of kind ``rollback`` and
+        notifies people.
 
         Raises:
-            NothingToRollBack, NotFound: see :meth:`plan_rollback`. AlreadyRunning: a build is
-            deploying right now. DeployFailed: the earlier version did not start; the live one stays.
+            NothingToRollBack, NotFound: see :func:`rollbacks.plan_rollback`. AlreadyRunning: a
+            build is deploying right now. DeployFailed: the earlier version did not start; the
+            live one stays.
         """
-        ledger, hosting = self._ports.ledger, self._ports.hosting
+        hosting = self._ports.hosting
         with self._lock:
-            for build in ledger.list_builds(5, statuses=(BuildStatus.RUNNING,)):
-                if build.current_step in ("Deploy", "VerifyLive", "RollBack"):
-                    raise AlreadyRunning(f"build {build.number} is deploying right now; roll back when it ends")
-            plan = self.plan_rollback(version)
-            model = ledger.get_model(plan["to"])
-            assert model is not None
-            entry = ((model["config"] or {}).get("deploy") or {}).get("entry_point")
-            model_name = f"{plan['pipeline']}-{plan['to']}"
-            hosting.create_model(model_name, model["artifact"], model["code"] if entry else None, entry)
-            config_name = f"{model_name}-rollback-{int(self._clock() * 1000)}"
-            hosting.create_endpoint_config(config_name, model_name)
-            hosting.update_endpoint(plan["endpoint"], config_name)
+            plan, config_name = rollbacks.begin_rollback(self._ports, version, self._clock())
             deadline = time.monotonic() + float(self._ports.config.load()["deploy"]["ready_timeout_seconds"]) + 30
             while True:
                 desc = hosting.describe_endpoint(plan["endpoint"]) or {}
@@ -206,15 +172,8 @@ class EngineBuilds:
             if desc.get("EndpointConfigName") != config_name:
                 raise DeployFailed(f"the rollback to {plan['to']} failed: {desc.get('FailureReason', 'no reason')};"
                                    f" {plan['from']} still serves")
-            ledger.record_deployment(plan["endpoint"], plan["to"], config_name, model["build_id"], kind="rollback")
-        info = next(e for e in self.endpoints() if e.name == plan["endpoint"])
-        try:
-            self._ports.notifier.publish("model.rolled_back", {"pipeline": plan["pipeline"], "endpoint": plan["endpoint"],
-                                                               "from_version": plan["from"], "to_version": plan["to"],
-                                                               "live": ledger.live_deployment(plan["endpoint"])})
-        except Exception:
-            logger.exception("notification failed", extra={"event": "model.rolled_back"})
-        return info
+            rollbacks.record_rollback(self._ports, plan, config_name)
+        return next(e for e in self.endpoints() if e.name == plan["endpoint"])
 
     def history(self, ref: str | int | None = None) -> list[dict[str, Any]]:
         """The execution history (state entered/exited events) of a build."""

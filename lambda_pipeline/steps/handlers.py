@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from ..config import validate_config
-from ..errors import BuildEnded, DeployFailed, SmokeTestFailed, SageBuildError, TrainingFailed, TrainingStopped, TransientError
+from ..errors import BuildEnded, ConfigError, DeployFailed, ImageBuildFailed, SmokeTestFailed, SageBuildError, TrainingFailed, TrainingStopped, TransientError
 from ..model import Build, BuildStatus
 from ..ports import Ports
 from ..runtime import ports
@@ -92,7 +92,8 @@ def training_job_spec(build: Build, config: dict[str, Any], code_uri: str,
         "ResourceConfig": {"InstanceType": training["instance_type"], "InstanceCount": 1, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": training["max_runtime_seconds"]},
         "Tags": [{"Key": "sagebuild:build", "Value": build.id}],
-    }
+    } | ({"AlgorithmSpecification": {"TrainingInputMode": "File", "MetricDefinitions": training["metric_definitions"],
+                                      "TrainingImage": config["image"]["uri"]}} if config["image"]["uri"] else {})
 
 
 def initialize(event: Event, context: Any = None) -> Event:
@@ -105,6 +106,36 @@ def initialize(event: Event, context: Any = None) -> Event:
     p.ledger.update_build(build.id, version=version, config=config, endpoint_name=config["deploy"]["endpoint"])
     p.ledger.end_step(build.id, "Initialize", detail=f"version {version}")
     return {"version": version, "pipeline": config["pipeline"], "wait": config["polling"]["initial_seconds"]}
+
+
+def start_image_build(event: Event, context: Any = None) -> Event:
+    """Package the source folder (with its Dockerfile) and start the image build; return at once."""
+    p, build, config = _context(event)
+    _still_wanted(build)
+    if p.images is None:
+        raise ConfigError("'image.build' is true, but this platform has no image builder (CodeBuild on AWS)")
+    p.ledger.begin_step(build.id, "BuildImage")
+    source = p.source.package_image_source(config["training"]["source_dir"])
+    started = p.images.start_build(source, tag=f"{config['pipeline']}-{build.version}")
+    return {"build": started["id"], "image_uri": started["image_uri"], "status": "InProgress",
+            "wait": config["polling"]["initial_seconds"]}
+
+
+def image_build_status(event: Event, context: Any = None) -> Event:
+    """Check the image build: Succeeded puts the image in the build's snapshot, failures raise."""
+    p, build, config = _context(event)
+    state = dict(event["image"])
+    assert p.images is not None
+    status = p.images.describe_build(state["build"])
+    if status["status"] == "Succeeded":
+        config["image"]["uri"] = state["image_uri"]
+        p.ledger.update_build(build.id, config=config)
+        p.ledger.end_step(build.id, "BuildImage", detail=state["image_uri"])
+        state.update(status="Succeeded")
+        return state
+    if status["status"] == "Failed":
+        raise ImageBuildFailed(status.get("reason") or "the image build failed without a reason")
+    return _keep_polling(state, status["status"], config)
 
 
 def start_training(event: Event, context: Any = None) -> Event:
@@ -178,7 +209,8 @@ def deploy(event: Event, context: Any = None) -> Event:
     _still_wanted(build)
     p.ledger.begin_step(build.id, "Deploy")
     entry = config["deploy"]["entry_point"]
-    p.hosting.create_model(model["model_name"], model["artifact"], model.get("code") if entry else None, entry)
+    p.hosting.create_model(model["model_name"], model["artifact"], model.get("code") if entry else None, entry,
+                           image_uri=config["image"]["uri"])
     config_name = f"{model['model_name']}-{build.id[:6]}"
     p.hosting.create_endpoint_config(config_name, model["model_name"])
     current = p.hosting.describe_endpoint(endpoint)
@@ -370,7 +402,8 @@ def _publish(event: str, build: Build) -> None:
 
 HANDLERS: dict[str, Callable[[Event, Any], Event]] = {
     name: _transient_on_busy_database(fn) for name, fn in {
-        "initialize": initialize, "start_training": start_training, "training_status": training_status,
+        "initialize": initialize, "start_image_build": start_image_build,
+        "image_build_status": image_build_status, "start_training": start_training, "training_status": training_status,
         "evaluate": evaluate, "register": register, "deploy": deploy, "endpoint_status": endpoint_status,
         "verify_live": verify_live, "roll_back": roll_back, "rollback_status": rollback_status,
         "notify_success": notify_success, "record_failure": record_failure,

@@ -40,7 +40,8 @@ class SageMakerTraining:
         """The CreateTrainingJob request for a spec made by the step handlers."""
         request = copy.deepcopy(spec)
         request["RoleArn"] = self.role_arn
-        request["AlgorithmSpecification"]["TrainingImage"] = self.image_uri
+        algorithm = request["AlgorithmSpecification"]
+        algorithm["TrainingImage"] = algorithm.get("TrainingImage") or self.image_uri
         request["ResourceConfig"]["InstanceCount"] = self.instance_count
         if request["ResourceConfig"]["InstanceType"] == "local":
             raise SageBuildError("training.instance_type is 'local': set an ml.* instance type for AWS")
@@ -114,8 +115,10 @@ class SageMakerHosting:
         self.instance_type, self.instance_count = instance_type, instance_count
         self.traffic = traffic or {"type": "ALL_AT_ONCE"}
 
-    def create_model(self, name: str, artifact_uri: str, code_uri: str | None, entry_point: str | None) -> None:
-        container: dict[str, Any] = {"Image": self.image_uri, "ModelDataUrl": artifact_uri}
+    def create_model(self, name: str, artifact_uri: str, code_uri: str | None, entry_point: str | None,
+                     image_uri: str | None = None) -> None:
+        """``image_uri``: the build's own image (image builds); default the stack's serving image."""
+        container: dict[str, Any] = {"Image": image_uri or self.image_uri, "ModelDataUrl": artifact_uri}
         if code_uri and entry_point:
             container["Environment"] = {"SAGEMAKER_PROGRAM": entry_point, "SAGEMAKER_SUBMIT_DIRECTORY": code_uri}
         try:

@@ -95,6 +95,13 @@ class S3SourceStore:
             raise ConfigError(f"no code at {self._artifacts.uri(key)}: upload it first (sagebuild aws deploy does)")
         return self._artifacts.uri(key)
 
+    def package_image_source(self, source_dir: str) -> str:
+        """CodeBuild's S3 source location (``bucket/key``) of the zip `sagebuild aws deploy` uploaded."""
+        key = f"code/{source_dir.strip('/') or 'root'}/image-source.zip"
+        if not self._artifacts.exists(key):
+            raise ConfigError(f"no image source at {self._artifacts.uri(key)}: upload it first (sagebuild aws deploy does)")
+        return self._artifacts.uri(key)[len("s3://"):]
+
     def channel_uri(self, location: str) -> str:
         _split(location)
         return location

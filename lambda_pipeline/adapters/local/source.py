@@ -31,6 +31,9 @@ class ProjectSourceStore:
                 self._artifacts.put_file(key, tarball)
         return self._artifacts.uri(key)
 
+    def package_image_source(self, source_dir: str) -> str:
+        raise ConfigError("the local platform builds no images ('image.build' must be false locally)")
+
     def data_ref(self, location: str) -> dict[str, Any]:
         """Which data a build used: the folder and a digest of its contents."""
         return {"uri": self.channel_uri(location), "digest": tree_digest(str((self._dir / location).resolve()))}

@@ -1,4 +1,4 @@
-"""POST /launch: the launch message, verified with HMAC-SHA256 (GitHub webhook compatible)."""
+"""Launch messages (POST /launch locally, the webhook Lambda on AWS): HMAC-SHA256 verified, GitHub compatible."""
 from __future__ import annotations
 
 import hashlib

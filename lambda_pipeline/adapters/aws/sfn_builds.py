@@ -1,0 +1,218 @@
+"""Builds port on Step Functions: what the skill (on Lambda), the launch Lambdas and the notebook
+client (``SageBuild.from_stack``) do with builds on AWS.
+
+The DynamoDB ledger is the truth, as locally. Executions run builds; nothing polls: the stack's
+EventBridge rules call :meth:`StepFunctionsBuilds.execution_ended` when an execution ends (to
+record ends no handler recorded, and to start the next queued build) and
+:func:`lambda_pipeline.rollbacks.complete_from_event` when the endpoint changes state.
+"""
+from __future__ import annotations
+
+import builtins
+import logging
+import time
+from typing import Any, Callable
+
+from ... import rollbacks
+from ...errors import AlreadyRunning, ConfigError, NothingToStop
+from ...model import Build, BuildStatus, EndpointInfo, LogChunk
+from ...ports import Ports
+from ...steps.handlers import apply_overrides, notification_payload
+from .boto import client as _client, error_code, translate
+
+__all__ = ["StepFunctionsBuilds", "execution_name"]
+
+logger = logging.getLogger(__name__)
+
+_EXECUTION_TO_BUILD = {"SUCCEEDED": BuildStatus.SUCCEEDED, "FAILED": BuildStatus.FAILED,
+                       "TIMED_OUT": BuildStatus.FAILED, "ABORTED": BuildStatus.ABORTED}
+
+
+def execution_name(build: Build) -> str:
+    """``build-<number>-<id>``: unique per build, so a retried start cannot run it twice."""
+    return f"build-{build.number}-{build.id}"[:80]
+
+
+class StepFunctionsBuilds:
+    """The Builds port over one stack's state machine and ledger.
+
+    Args:
+        ports: the AWS adapters (``lambda_entry.ports_from_environment``).
+        state_machine_arn: the stack's build state machine.
+    """
+
+    def __init__(self, ports: Ports, state_machine_arn: str, boto3_client: Any = None, boto3_session: Any = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._ports = ports
+        self._sfn = _client("stepfunctions", boto3_client, boto3_session)
+        self.state_machine_arn = state_machine_arn
+        self._clock = clock
+
+    # -- Builds port ----------------------------------------------------------------------
+    def start(self, reason: str, source: str = "cli", hyperparameters: dict[str, Any] | None = None,
+              triggers: builtins.list[dict[str, Any]] | None = None, always_queue: bool = False) -> Build:
+        """Validate, then run the build or queue it behind the running one.
+
+        Automatic triggers pass ``always_queue``: they queue even where people are refused, and
+        join the one queued build if there is one (its reason lists them all).
+        """
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError("a build needs a reason: say why you start it")
+        hyperparameters = hyperparameters or {}
+        if not isinstance(hyperparameters, dict):
+            raise ConfigError("hyperparameters must be an object of name -> value")
+        config = apply_overrides(self._ports.config.load(), hyperparameters)
+        ledger = self._ports.ledger
+        triggers = triggers or [{"source": source, "reason": reason.strip()}]
+        running = ledger.list_builds(1, statuses=(BuildStatus.RUNNING,))  # type: ignore[call-arg]
+        if running and config["builds"]["when_running"] == "refuse" and not always_queue:
+            raise AlreadyRunning(f"build {running[0].number} is still running and this pipeline refuses "
+                                 "a second one (builds.when_running = refuse); stop it or wait")
+        if running and always_queue and not hyperparameters:
+            queued = ledger.list_builds(1, statuses=(BuildStatus.QUEUED,))  # type: ignore[call-arg]
+            if queued:
+                ledger.add_triggers(queued[0].id, triggers)  # type: ignore[attr-defined]
+                ledger.update_build(queued[0].id, reason=f"{queued[0].reason}; {reason.strip()}")
+                return ledger.get_build(queued[0].id)
+        build = ledger.create_build(config["pipeline"], source, reason.strip(), hyperparameters)
+        ledger.add_triggers(build.id, triggers)  # type: ignore[attr-defined]
+        if not running:
+            self._launch(build)
+        return ledger.get_build(build.id)
+
+    def stop(self, ref: str | int | None = None) -> Build:
+        """Stop a queued or running build: its training job and execution end, the endpoint stays."""
+        ledger = self._ports.ledger
+        build = ledger.get_build(ref) if ref is not None else self._latest_active()
+        if build.done:
+            raise NothingToStop(f"build {build.number} already ended ({build.status.lower()})")
+        if build.status == BuildStatus.RUNNING:
+            if build.training_job:
+                self._ports.training.stop_training_job(build.training_job)
+            if build.execution_arn:
+                try:
+                    self._sfn.stop_execution(executionArn=build.execution_arn, error="Stopped",
+                                             cause="stopped by a user")
+                except Exception as exc:
+                    if error_code(exc) != "ExecutionDoesNotExist":
+                        raise translate(exc, f"could not stop build {build.number}") from exc
+        done = ledger.finish_build(build.id, BuildStatus.ABORTED, reason="stopped by a user", error_type="Stopped")
+        self._notify("build.stopped", done)
+        return done
+
+    def get(self, ref: str | int | None = None) -> Build:
+        return self._ports.ledger.get_build(ref)
+
+    def list(self, limit: int = 20) -> builtins.list[Build]:
+        return self._ports.ledger.list_builds(limit)
+
+    def logs(self, ref: str | int | None = None, offset: int = 0) -> LogChunk:
+        build = self._ports.ledger.get_build(ref)
+        if not build.training_job:
+            return LogChunk(text="", next_offset=offset, complete=build.done)
+        return self._ports.training.read_log(build.training_job, offset)
+
+    def endpoints(self) -> builtins.list[EndpointInfo]:
+        """The stack's endpoint (one per stack), with the version the registry says it serves."""
+        name = self._ports.config.load()["deploy"]["endpoint"]
+        desc = self._ports.hosting.describe_endpoint(name)
+        if desc is None:
+            return []
+        live = self._ports.ledger.live_deployment(name)
+        updated = desc.get("LastModifiedTime")
+        return [EndpointInfo(name=name, status=desc["EndpointStatus"], endpoint_config=desc.get("EndpointConfigName"),
+                             model_version=live["version"] if live else None, url=None,
+                             updated_at=updated.timestamp() if hasattr(updated, "timestamp") else None,
+                             failure_reason=desc.get("FailureReason"), build_id=live["build_id"] if live else None)]
+
+    def models(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
+        return self._ports.ledger.list_models(limit)
+
+    def live_at(self, when: float) -> dict[str, Any] | None:
+        return self._ports.ledger.live_at(self._ports.config.load()["deploy"]["endpoint"], when)
+
+    def plan_rollback(self, version: str | None = None) -> dict[str, Any]:
+        return rollbacks.plan_rollback(self._ports, version)
+
+    def rollback(self, version: str | None = None) -> EndpointInfo:
+        """Start the swap back and return at once (SageMaker takes minutes; Alexa waits 8 s).
+
+        The result has status ``Updating`` and the version being restored; the endpoint's
+        state-change event records the deployment and notifies when it serves.
+        """
+        plan, config_name = rollbacks.begin_rollback(self._ports, version, self._clock())
+        return EndpointInfo(name=plan["endpoint"], status="Updating", endpoint_config=config_name,
+                            model_version=plan["to"], url=None, updated_at=self._clock())
+
+    # -- events ---------------------------------------------------------------------------
+    def execution_ended(self, execution_arn: str, status: str, cause: str | None = None,
+                        error: str | None = None) -> Build | None:
+        """An execution ended (EventBridge): record it if no handler did, then start the next build."""
+        ended = None
+        build = self._build_of(execution_arn)
+        target = _EXECUTION_TO_BUILD.get(status)
+        if build is not None and target is not None and not build.done:
+            ended = self._ports.ledger.finish_build(build.id, target, reason=cause or error, error_type=error)
+            self._notify("build.stopped" if target == BuildStatus.ABORTED else "build.failed", ended)
+        self.launch_next()
+        return ended
+
+    def launch_next(self) -> Build | None:
+        """Start the oldest queued build if none runs."""
+        ledger = self._ports.ledger
+        if ledger.list_builds(1, statuses=(BuildStatus.RUNNING,)):  # type: ignore[call-arg]
+            return None
+        queued = ledger.list_builds(10_000, statuses=(BuildStatus.QUEUED,))  # type: ignore[call-arg]
+        if not queued:
+            return None
+        build = queued[-1]
+        try:
+            apply_overrides(self._ports.config.load(), build.hyperparameters)
+        except ConfigError as exc:
+            done = ledger.finish_build(build.id, BuildStatus.FAILED, reason=str(exc), error_type="ConfigError")
+            self._notify("build.failed", done)
+            return done
+        self._launch(build)
+        return ledger.get_build(build.id)
+
+    # -- internals ------------------------------------------------------------------------
+    def _launch(self, build: Build) -> None:
+        ledger = self._ports.ledger
+        ledger.update_build(build.id, status=BuildStatus.RUNNING, started_at=self._clock())
+        try:
+            answer = self._sfn.start_execution(stateMachineArn=self.state_machine_arn, name=execution_name(build),
+                                               input=f'{{"build_id": "{build.id}"}}')
+        except Exception as exc:
+            if error_code(exc) == "ExecutionAlreadyExists":  # a retried start: it runs already
+                return
+            done = ledger.finish_build(build.id, BuildStatus.FAILED, reason=f"the build could not start: {exc}",
+                                       error_type=error_code(exc))
+            self._notify("build.failed", done)
+            raise translate(exc, f"could not start build {build.number}") from exc
+        ledger.update_build(build.id, execution_arn=answer["executionArn"])
+        logger.info("build started", extra={"build": build.number, "execution": answer["executionArn"]})
+        self._notify("build.started", ledger.get_build(build.id))
+
+    def _build_of(self, execution_arn: str) -> Build | None:
+        name = execution_arn.rsplit(":", 1)[-1]
+        if not name.startswith("build-"):
+            return None
+        try:
+            return self._ports.ledger.get_build(name.split("-", 2)[2])
+        except Exception:
+            logger.warning("no build for execution", extra={"execution": execution_arn})
+            return None
+
+    def _latest_active(self) -> Build:
+        for status in (BuildStatus.RUNNING, BuildStatus.QUEUED):
+            found = self._ports.ledger.list_builds(1, statuses=(status,))  # type: ignore[call-arg]
+            if found:
+                return found[0]
+        raise NothingToStop("no build is running or queued")
+
+    def _notify(self, event: str, build: Build) -> None:
+        live = self._ports.ledger.live_deployment(build.endpoint_name) if build.endpoint_name else None
+        try:
+            self._ports.notifier.publish(event, notification_payload(build, live))
+        except Exception:
+            logger.exception("notification failed", extra={"event": event})
