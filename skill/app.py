@@ -141,14 +141,21 @@ _default: SkillApp | None = None
 
 
 def _default_app() -> SkillApp:
-    """Built once per Lambda container from the environment."""
+    """Built once per Lambda container from the environment: the stack's state machine and ledger
+    (SAGEBUILD_STATE_MACHINE, as the AWS stack sets it), or a local engine's API (SAGEBUILD_ENGINE_URL)."""
     global _default
     if _default is None:
-        from lambda_pipeline.adapters.local.http_builds import HttpBuilds
-        url = os.environ.get("SAGEBUILD_ENGINE_URL")
-        if not url:
-            raise RuntimeError("SAGEBUILD_ENGINE_URL is not set: the skill does not know where builds are")
-        _default = SkillApp(HttpBuilds(url, timeout=5), SkillSettings.from_env())
+        builds: Builds
+        if os.environ.get("SAGEBUILD_STATE_MACHINE"):
+            from lambda_pipeline.lambda_entry import builds_from_environment
+            builds = builds_from_environment()
+        elif os.environ.get("SAGEBUILD_ENGINE_URL"):
+            from lambda_pipeline.adapters.local.http_builds import HttpBuilds
+            builds = HttpBuilds(os.environ["SAGEBUILD_ENGINE_URL"], timeout=5)
+        else:
+            raise RuntimeError("neither SAGEBUILD_STATE_MACHINE nor SAGEBUILD_ENGINE_URL is set: "
+                               "the skill does not know where builds are")
+        _default = SkillApp(builds, SkillSettings.from_env())
     return _default
 
 

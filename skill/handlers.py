@@ -345,7 +345,8 @@ class YesHandler(_Base):
             return self.answer(handler_input, speech.raw("ROLLBACK_BUSY"), keep_open=False)
         except (NothingToRollBack, NotFound, DeployFailed) as exc:
             return self.answer(handler_input, speech.say("ROLLBACK_FAILED", reason=str(exc)), keep_open=False)
-        return self.answer(handler_input, speech.say("ROLLBACK_DONE", version=speech.version(info.model_version)),
+        key = "ROLLBACK_STARTED" if info.status == "Updating" else "ROLLBACK_DONE"
+        return self.answer(handler_input, speech.say(key, version=speech.version(info.model_version)),
                            keep_open=False)
 
 

@@ -102,7 +102,8 @@ def test_dev_and_prod_stacks_cannot_collide():
     for logical, resource in tpl["Resources"].items():
         if resource["Type"] == "AWS::Lambda::Permission":
             continue  # its FunctionName names the function it grants, not a new resource
-        for key in ("Name", "BucketName", "DashboardName", "FunctionName", "TableName", "TopicName"):
+        for key in ("Name", "BucketName", "DashboardName", "FunctionName", "TableName", "TopicName",
+                    "StateMachineName"):
             value = resource.get("Properties", {}).get(key)
             if value is not None:
                 named[f"{logical}.{key}"] = json.dumps(value)
@@ -150,6 +151,7 @@ def test_the_template_deploys_into_moto_as_dev_and_prod():
         for stack, branch in (("sagebuild-dev", "dev"), ("sagebuild-prod", "main")):
             parameters = {"CodeBucket": "sagebuild-code", "CodeKey": "code.zip", "TriggerBranch": branch,
                           "TrainingImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1",
+                          "ServingImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1",
                           "AlexaSkillId": "amzn1.ask.skill.test"}
             cfn.create_stack(StackName=stack, TemplateBody=json.dumps(tpl), Capabilities=["CAPABILITY_IAM"],
                              Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
@@ -170,7 +172,10 @@ def test_the_template_deploys_into_moto_as_dev_and_prod():
         assert len(machines) == 2  # one per stack, side by side
         functions = boto3.client("lambda", region_name="us-east-1").list_functions()["Functions"]
         steps = [n for n in tpl["Resources"] if n.startswith("Step") and n.endswith("Function")]
-        assert len(steps) == 12 and len(functions) == 2 * (len(steps) + 3)  # + launch, webhook, skill
+        assert len(steps) == 12 and len(functions) == 2 * (len(steps) + 4)  # + launch, webhook, state change, skill
+        rules = boto3.client("events", region_name="us-east-1").list_rules()["Rules"]
+        patterns = [json.loads(r["EventPattern"]) for r in rules if r.get("EventPattern")]
+        assert sorted(p["source"][0] for p in patterns) == ["aws.sagemaker"] * 2 + ["aws.states"] * 2
 
 
 def test_cli_renders_every_variant(tmp_path):

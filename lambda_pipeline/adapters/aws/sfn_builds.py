@@ -48,6 +48,10 @@ class StepFunctionsBuilds:
         self.state_machine_arn = state_machine_arn
         self._clock = clock
 
+    @property
+    def ports(self) -> Ports:
+        return self._ports
+
     # -- Builds port ----------------------------------------------------------------------
     def start(self, reason: str, source: str = "cli", hyperparameters: dict[str, Any] | None = None,
               triggers: builtins.list[dict[str, Any]] | None = None, always_queue: bool = False) -> Build:
@@ -79,6 +83,20 @@ class StepFunctionsBuilds:
         if not running:
             self._launch(build)
         return ledger.get_build(build.id)
+
+    def record_rejected(self, reason: str, triggers: builtins.list[dict[str, Any]], error: Exception) -> Build:
+        """Triggers that could not start a build: a FAILED build records them and why."""
+        try:
+            pipeline = self._ports.config.load()["pipeline"]
+        except ConfigError:
+            pipeline = "unknown"
+        ledger = self._ports.ledger
+        build = ledger.create_build(pipeline, triggers[0]["source"], reason)
+        ledger.add_triggers(build.id, triggers)  # type: ignore[attr-defined]
+        done = ledger.finish_build(build.id, BuildStatus.FAILED, reason=f"the build could not start: {error}",
+                                   error_type=type(error).__name__)
+        self._notify("build.failed", done)
+        return done
 
     def stop(self, ref: str | int | None = None) -> Build:
         """Stop a queued or running build: its training job and execution end, the endpoint stays."""

@@ -1,0 +1,314 @@
+"""The Builds port on Step Functions and the Lambda entries around it, in the simulated account:
+start, queue and coalesce, refuse, stop, execution-ended events, async rollback, launch sources,
+the git webhook with its Secrets Manager secret, image builds on CodeBuild, the skill on Lambda."""
+import dataclasses
+import hashlib
+import hmac
+import io
+import json
+import time
+import zipfile
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from lambda_pipeline import lambda_entry
+from lambda_pipeline.adapters.aws import SageMakerHosting, SageMakerTraining
+from lambda_pipeline.adapters.aws.sfn_builds import StepFunctionsBuilds, execution_name
+from lambda_pipeline.definition import render_definition
+from lambda_pipeline.errors import AlreadyRunning, NothingToStop
+from tests.functional.aws_sim import IMAGE, REGION, ROLE, aws, config, notifications, wait_for  # noqa: F401
+
+
+def builds_of(arn, ports):
+    return StepFunctionsBuilds(ports, arn)
+
+
+def execution_status(execution_arn):
+    return boto3.client("stepfunctions", region_name=REGION).describe_execution(executionArn=execution_arn)["status"]
+
+
+def finished(ports, build_id):
+    return wait_for(lambda: (b := ports.ledger.get_build(build_id)).done and b)
+
+
+def a_running_build(ports, arn):
+    """A build the ledger holds as RUNNING, with an execution name the state-change event can map back."""
+    build = ports.ledger.create_build("sim", "api", "already running")
+    execution = f"{arn.replace(':stateMachine:', ':execution:')}:{execution_name(build)}"
+    ports.ledger.update_build(build.id, status="RUNNING", started_at=time.time(), execution_arn=execution)
+    return ports.ledger.get_build(build.id)
+
+
+def test_start_runs_a_build_on_step_functions_and_people_hear_of_it(aws):
+    engine, arn, ports, sqs, queue, _ = aws
+    build = builds_of(arn, ports).start("asked by voice", source="voice", hyperparameters={"n-estimators": 7})
+    assert build.status == "RUNNING" and build.execution_arn.endswith(f":build-1-{build.id}")
+    done = finished(ports, build.id)
+    assert done.status == "SUCCEEDED" and done.version == "v1"
+    assert execution_status(build.execution_arn) == "SUCCEEDED"
+    job = boto3.client("sagemaker", region_name=REGION).describe_training_job(TrainingJobName=done.training_job)
+    assert job["HyperParameters"]["n-estimators"] == "7"
+    assert [(n["event"], n["payload"]["build_number"]) for n in notifications(sqs, queue)] == [
+        ("build.started", 1), ("build.succeeded", 1)]
+
+
+def test_builds_queue_behind_the_running_one_coalesce_and_start_when_it_ends(aws):
+    engine, arn, ports, sqs, queue, _ = aws
+    builds = builds_of(arn, ports)
+    running = a_running_build(ports, arn)
+    queued = builds.start("a person asked")
+    assert queued.status == "QUEUED"
+    first = builds.start("new data: s3://sim-data/data/train/a.csv", source="data", always_queue=True)
+    second = builds.start("new data: s3://sim-data/data/train/b.csv", source="data", always_queue=True)
+    assert first.id == second.id == queued.id  # automatic triggers join the one queued build
+    assert [t["reason"] for t in ports.ledger.triggers_of(queued.id)] == [
+        "a person asked", "new data: s3://sim-data/data/train/a.csv", "new data: s3://sim-data/data/train/b.csv"]
+    assert len(ports.ledger.list_builds(10)) == 2
+    # The running build's execution ends without its handlers recording it (aborted in the console):
+    result = lambda_entry.state_change({"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+                                        "detail": {"executionArn": running.execution_arn, "status": "ABORTED",
+                                                   "cause": "aborted in the console"}})
+    assert result == {"recorded": running.number}
+    assert ports.ledger.get_build(running.id).status == "ABORTED"
+    assert ports.ledger.get_build(queued.id).status in ("RUNNING", "SUCCEEDED")  # started by the event
+    assert finished(ports, queued.id).status == "SUCCEEDED"
+    again = lambda_entry.state_change({"source": "aws.states", "detail": {
+        "executionArn": running.execution_arn, "status": "ABORTED"}})
+    assert again == {"recorded": None}  # EventBridge may deliver twice; the first record stands
+
+
+def test_a_refusing_pipeline_refuses_people_but_queues_automatic_triggers(aws):
+    engine, arn, ports, sqs, queue, ssm = aws
+    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
+                      Value=json.dumps({**config(), "builds": {"when_running": "refuse"}}))
+    builds = builds_of(arn, ports)
+    running = a_running_build(ports, arn)
+    with pytest.raises(AlreadyRunning, match=f"build {running.number} is still running"):
+        builds.start("a person asked")
+    assert builds.start("nightly", source="schedule", always_queue=True).status == "QUEUED"
+
+
+def test_stop_ends_a_running_build_its_training_job_and_its_execution(aws):
+    engine, arn, ports, sqs, queue, ssm = aws
+    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
+                      Value=json.dumps({**config(), "polling": {"initial_seconds": 600, "max_seconds": 600,
+                                                                "backoff_rate": 1.0}}))
+    # moto has no StopTrainingJob: the training adapter's client is stubbed, its request checked.
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    stubber = Stubber(sagemaker)
+    training = SageMakerTraining(ROLE, IMAGE, boto3_client=sagemaker)
+    builds = builds_of(arn, dataclasses.replace(ports, training=training))
+    build = builds.start("to be stopped")
+    job = wait_for(lambda: ports.ledger.get_build(build.id).training_job)  # it waits 600 s in WaitForTraining
+    stubber.add_response("stop_training_job", {}, {"TrainingJobName": job})
+    with stubber:
+        stopped = builds.stop()
+    stubber.assert_no_pending_responses()
+    assert stopped.status == "ABORTED" and stopped.failure_reason == "stopped by a user"
+    wait_for(lambda: execution_status(build.execution_arn) != "RUNNING")
+    assert execution_status(build.execution_arn) == "ABORTED"
+    assert ports.ledger.live_deployment("sim-endpoint") is None
+    with pytest.raises(NothingToStop):
+        builds.stop()
+    assert [n["event"] for n in notifications(sqs, queue)] == ["build.started", "build.stopped"]
+
+
+def test_rollback_returns_at_once_and_the_endpoint_event_records_it(aws):
+    engine, arn, ports, sqs, queue, _ = aws
+    ledger = ports.ledger
+    for version, at in (("v1", 100.0), ("v2", 200.0)):
+        build = ledger.create_build("sim", "api", f"build of {version}")
+        ledger.register_model(version, build.id, f"s3://sim-artifacts/{version}/model.tar.gz",
+                              "s3://sim-artifacts/code/model/sourcedir.tar.gz", {"validation:accuracy": 0.9}, config())
+        ledger.record_deployment("sim-endpoint", version, f"sim-{version}-{build.id[:6]}", build.id)
+    # moto has no UpdateEndpoint: the hosting adapter's client is stubbed, every request checked.
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    hosting = SageMakerHosting(ROLE, IMAGE, boto3_client=sagemaker)
+    builds = builds_of(arn, dataclasses.replace(ports, hosting=hosting))
+    assert builds.plan_rollback() == {"endpoint": "sim-endpoint", "pipeline": "sim", "from": "v2", "to": "v1"}
+    with Stubber(sagemaker) as stubber:
+        stubber.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/sim-v1"}, {
+            "ModelName": "sim-v1", "ExecutionRoleArn": ROLE, "PrimaryContainer": {
+                "Image": IMAGE, "ModelDataUrl": "s3://sim-artifacts/v1/model.tar.gz", "Environment": {
+                    "SAGEMAKER_PROGRAM": "inference.py",
+                    "SAGEMAKER_SUBMIT_DIRECTORY": "s3://sim-artifacts/code/model/sourcedir.tar.gz"}}})
+        stubber.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+                             {"EndpointConfigName": ANY, "ProductionVariants": ANY})
+        stubber.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/sim-endpoint"},
+                             {"EndpointName": "sim-endpoint", "EndpointConfigName": ANY, "DeploymentConfig": ANY})
+        started = time.monotonic()
+        info = builds.rollback()
+        elapsed = time.monotonic() - started
+    assert info.status == "Updating" and info.model_version == "v1" and elapsed < 8  # within Alexa's 8 s
+    assert info.endpoint_config.startswith("sim-v1-rollback-")
+    assert ledger.live_deployment("sim-endpoint")["version"] == "v2"  # not yet: the swap goes on
+    event = {"source": "aws.sagemaker", "detail-type": "SageMaker Endpoint State Change",
+             "detail": {"EndpointName": "sim-endpoint", "EndpointStatus": "InService",
+                        "EndpointConfigName": info.endpoint_config}}
+    assert lambda_entry.state_change(event) == {"rollback": "recorded"}
+    live = ledger.live_deployment("sim-endpoint")
+    assert live["version"] == "v1" and live["kind"] == "rollback" and live["endpoint_config"] == info.endpoint_config
+    assert lambda_entry.state_change(event) == {"rollback": None}  # delivered twice: recorded once
+    assert [d["version"] for d in ledger.deployments("sim-endpoint")] == ["v1", "v2", "v1"]
+    (message,) = notifications(sqs, queue)
+    assert message["event"] == "model.rolled_back"
+    assert (message["payload"]["from_version"], message["payload"]["to_version"]) == ("v2", "v1")
+    # A build's own deployment is not mistaken for a rollback:
+    plain = dict(event, detail={**event["detail"], "EndpointConfigName": "sim-v2-abcdef"})
+    assert lambda_entry.state_change(plain) == {"rollback": None}
+
+
+def test_a_failed_rollback_is_reported_and_changes_nothing(aws):
+    engine, arn, ports, sqs, queue, _ = aws
+    ledger = ports.ledger
+    build = ledger.create_build("sim", "api", "v1")
+    ledger.register_model("v1", build.id, "s3://a/model.tar.gz", None, {}, config())
+    ledger.record_deployment("sim-endpoint", "v1", "sim-v1-aaaaaa", build.id)
+    result = lambda_entry.state_change({"source": "aws.sagemaker", "detail": {
+        "EndpointName": "sim-endpoint", "EndpointStatus": "Failed", "EndpointConfigName": "sim-v0-rollback-1",
+        "FailureReason": "the container did not pass the ping health check"}})
+    assert result == {"rollback": "failed"}
+    assert ledger.live_deployment("sim-endpoint")["version"] == "v1"
+    (message,) = notifications(sqs, queue)
+    assert message["event"] == "model.rollback_failed"
+    assert message["payload"]["reason"] == "the container did not pass the ping health check"
+
+
+def test_launch_starts_builds_from_s3_uploads_the_launch_topic_and_the_schedule(aws):
+    engine, arn, ports, *_ = aws
+    s3_event = {"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "sim-data"},
+                                                             "object": {"key": "data/train/new+rows.csv"}}}]}
+    answer = lambda_entry.launch(s3_event)
+    assert answer["status"] == "RUNNING" and answer["reason"] == "new data: s3://sim-data/data/train/new rows.csv"
+    first = ports.ledger.get_build(answer["build"])
+    sns_event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps({"reason": "retrain please"})}},
+                             {"EventSource": "aws:sns", "Sns": {"Message": "plain text works too"}}]}
+    queued = lambda_entry.launch(sns_event)
+    if ports.ledger.get_build(first.id).done:  # the first may have finished already
+        assert queued["status"] in ("RUNNING", "SUCCEEDED")
+    else:
+        assert queued["status"] == "QUEUED"
+    assert queued["reason"] == "retrain please; plain text works too"
+    build = ports.ledger.get_build(queued["build"])
+    assert [t["source"] for t in ports.ledger.triggers_of(build.id)] == ["launch", "launch"]
+    finished(ports, first.id)
+    scheduled = lambda_entry.launch({"source": "schedule", "reason": "scheduled build"})
+    assert ports.ledger.get_build(scheduled["build"]).trigger_source == "schedule"
+    with pytest.raises(ValueError, match="not a launch event"):
+        lambda_entry.launch({"hello": "world"})
+
+
+def test_a_broken_config_gives_a_failed_build_that_keeps_its_triggers(aws):
+    engine, arn, ports, sqs, queue, ssm = aws
+    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True, Value='{"pipeline": "sim",')
+    answer = lambda_entry.launch({"source": "schedule", "reason": "nightly"})
+    build = ports.ledger.get_build(answer["build"])
+    assert build.status == "FAILED" and build.failure_reason.startswith("the build could not start:")
+    assert [t["reason"] for t in ports.ledger.triggers_of(build.id)] == ["nightly"]
+
+
+@pytest.fixture
+def webhook_secret(aws, monkeypatch):
+    secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="sim-webhook", SecretString="s3cr3t-from-secrets-manager")
+    monkeypatch.setenv("SAGEBUILD_WEBHOOK_SECRET", secret["ARN"])
+    monkeypatch.setenv("SAGEBUILD_TRIGGER_BRANCH", "main")
+    return b"s3cr3t-from-secrets-manager"
+
+
+def http_event(body, secret=None, event="push", signature=None, b64=False):
+    raw = json.dumps(body).encode()
+    headers = {"X-GitHub-Event": event, "Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(secret, raw, hashlib.sha256).hexdigest()
+    if signature is not None:
+        headers["X-Hub-Signature-256"] = signature
+    import base64
+    return {"version": "2.0", "headers": {k.lower(): v for k, v in headers.items()},
+            "body": base64.b64encode(raw).decode() if b64 else raw.decode(), "isBase64Encoded": b64}
+
+
+PUSH = {"ref": "refs/heads/main", "after": "0123456789abcdef",
+        "head_commit": {"id": "0123456789abcdef", "message": "deeper trees\n\nbody"},
+        "repository": {"full_name": "team/wine"}}
+
+
+def test_the_webhook_verifies_the_signature_with_the_secret_from_secrets_manager(aws, webhook_secret):
+    engine, arn, ports, *_ = aws
+    ok = lambda_entry.webhook(http_event(PUSH, webhook_secret, b64=True))
+    assert ok["statusCode"] == 202, ok
+    body = json.loads(ok["body"])
+    assert body["reason"] == "push of 01234567 to main: deeper trees"
+    (trigger,) = ports.ledger.triggers_of(ports.ledger.get_build(body["build"]).id)
+    assert trigger["source"] == "git" and trigger["details"]["commit"] == "0123456789abcdef"
+    assert trigger["details"]["repository"] == "team/wine"
+    for bad in (http_event(PUSH), http_event(PUSH, b"wrong secret"), http_event(PUSH, signature="sha256=00")):
+        answer = lambda_entry.webhook(bad)
+        assert answer["statusCode"] == 401, answer
+    assert "missing X-Hub-Signature-256" in json.loads(lambda_entry.webhook(http_event(PUSH))["body"])["error"]
+    other_branch = dict(PUSH, ref="refs/heads/feature")
+    assert lambda_entry.webhook(http_event(other_branch, webhook_secret))["statusCode"] == 202
+    assert lambda_entry.webhook(http_event({"zen": "hi"}, webhook_secret, event="ping"))["statusCode"] == 202
+    assert len(ports.ledger.list_builds(10)) == 1  # neither started a build
+    raw = {"version": "2.0", "headers": {}, "body": "not json", "isBase64Encoded": False}
+    raw["headers"]["x-hub-signature-256"] = "sha256=" + hmac.new(webhook_secret, b"not json", hashlib.sha256).hexdigest()
+    answer = lambda_entry.webhook(raw)
+    assert answer["statusCode"] == 400 and "not JSON" in json.loads(answer["body"])["error"]
+
+
+def test_an_image_build_runs_on_codebuild_and_the_build_trains_and_serves_with_its_image(aws, monkeypatch):
+    engine, _, ports, sqs, queue, ssm = aws
+    codebuild = boto3.client("codebuild", region_name=REGION)
+    codebuild.create_project(name="sim-images", source={"type": "S3", "location": "sim-artifacts/code/image-source.zip"},
+                             artifacts={"type": "NO_ARTIFACTS"}, serviceRole=ROLE,
+                             environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                                          "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": True})
+    source = io.BytesIO()
+    with zipfile.ZipFile(source, "w") as archive:
+        archive.writestr("Dockerfile", "FROM python:3.11-slim\nCOPY train.py /opt/ml/code/\n")
+    boto3.client("s3", region_name=REGION).put_object(Bucket="sim-artifacts", Key="code/model/image-source.zip",
+                                                      Body=source.getvalue())
+    repo = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sim-images"
+    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
+                      Value=json.dumps({**config(), "image": {"build": True}}))
+    monkeypatch.setenv("SAGEBUILD_IMAGE_BUILD_PROJECT", "sim-images")
+    monkeypatch.setenv("SAGEBUILD_IMAGE_REPOSITORY", repo)
+    image_ports = lambda_entry.ports_from_environment()
+    from lambda_pipeline import runtime
+    runtime.install(image_ports)
+    arn = engine.ensure_state_machine("sim-image-build", render_definition(image_build=True))
+    build = builds_of(arn, image_ports).start("a new Dockerfile")
+    done = finished(image_ports, build.id)
+    assert done.status == "SUCCEEDED", done.failure_reason
+    assert [s.name for s in done.steps][:3] == ["Initialize", "BuildImage", "Train"]
+    assert done.config["image"]["uri"] == f"{repo}:sim-v1"
+    assert len(codebuild.list_builds_for_project(projectName="sim-images")["ids"]) == 1  # (moto keeps no overrides)
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    job = sagemaker.describe_training_job(TrainingJobName=done.training_job)
+    assert job["AlgorithmSpecification"]["TrainingImage"] == f"{repo}:sim-v1"
+    model = sagemaker.describe_model(ModelName="sim-v1")
+    assert model["PrimaryContainer"]["Image"] == f"{repo}:sim-v1"
+    assert ports.ledger.get_model("v1")["config"]["image"]["uri"] == f"{repo}:sim-v1"  # a rollback reuses it
+
+
+def test_the_skill_on_lambda_answers_from_the_stack(aws, monkeypatch):
+    engine, arn, ports, *_ = aws
+    import skill.app
+    monkeypatch.setattr(skill.app, "_default", None)
+    monkeypatch.setenv("SKILL_ID", "amzn1.ask.skill.sim")
+    monkeypatch.setenv("ALLOWED_USER_IDS", "amzn1.ask.account.me")
+    monkeypatch.setenv("PIPELINE_NAME", "sim")
+    monkeypatch.delenv("SAGEBUILD_ENGINE_URL", raising=False)
+    from skill.envelopes import intent_request
+    answer = skill.app.lambda_handler(intent_request("StartBuildIntent", skill_id="amzn1.ask.skill.sim",
+                                                     user_id="amzn1.ask.account.me"), None)
+    ssml = answer["response"]["outputSpeech"]["ssml"]
+    assert "started build 1." in ssml.lower(), ssml
+    build = ports.ledger.get_build(1)
+    assert build.trigger_source == "voice" and build.execution_arn.startswith(arn.replace(":stateMachine:", ":execution:"))
+    finished(ports, build.id)
+    status = skill.app.lambda_handler(intent_request("BuildStatusIntent", skill_id="amzn1.ask.skill.sim",
+                                                     user_id="amzn1.ask.account.someone-else"), None)
+    assert "build 1 passed" in status["response"]["outputSpeech"]["ssml"].lower(), status
