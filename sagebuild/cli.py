@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from lambda_pipeline.adapters.local.config_store import CONFIG_FILE
 from lambda_pipeline.adapters.local.http_builds import HttpBuilds
@@ -47,6 +47,13 @@ class UI:
     @property
     def interactive(self) -> bool:
         return hasattr(self.out, "isatty") and self.out.isatty()
+
+    def confirm(self, question: str) -> bool:
+        """Ask on a terminal; without one (scripts, CI) the answer is no: pass --yes there."""
+        if not (self.interactive and sys.stdin.isatty()):
+            self.warn(f"{question} Not on a terminal, so not confirmed: pass --yes.")
+            return False
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 class Context:
@@ -366,7 +373,41 @@ def cmd_aws_render(ctx: Context, args: argparse.Namespace) -> int:
     from infrastructure.aws import render_all
     for path in render_all(Path(args.out)):
         ctx.ui.say(f"wrote {path}")
-    ctx.ui.say("Check them with `cfn-lint`; deploying them needs the AWS adapters, which are not built yet.")
+    ctx.ui.say("Check them with `cfn-lint`; `sagebuild aws deploy --stack NAME` deploys one.")
+    return 0
+
+
+def _stack_tool(ctx: Context, args: argparse.Namespace) -> Any:
+    import boto3
+
+    from infrastructure.aws.stacks import StackTool
+    session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+    return StackTool(session, say=ctx.ui.say)
+
+
+def cmd_aws_deploy(ctx: Context, args: argparse.Namespace) -> int:
+    from infrastructure.aws.stacks import parse_params
+    tool = _stack_tool(ctx, args)
+    outputs = tool.deploy(args.stack, parse_params(args.param or []), variant=args.variant,
+                          template=Path(args.template) if args.template else None,
+                          project=None if args.no_code else ctx.project)
+    ctx.ui.say(f"stack {args.stack} in {tool.region}:")
+    for key, value in sorted(outputs.items()):
+        ctx.ui.say(f"  {key:<22} {value}")
+    return 0
+
+
+def cmd_aws_destroy(ctx: Context, args: argparse.Namespace) -> int:
+    if not args.yes and not ctx.ui.confirm(f"Delete stack {args.stack}, its buckets' contents and its endpoint?"):
+        ctx.ui.say("nothing deleted")
+        return 1
+    _stack_tool(ctx, args).destroy(args.stack)
+    return 0
+
+
+def cmd_aws_skill_package(ctx: Context, args: argparse.Namespace) -> int:
+    out = _stack_tool(ctx, args).skill_package(args.stack, Path(args.out))
+    ctx.ui.say(f"wrote the skill package to {out}; deploy it with `ask deploy` there")
     return 0
 
 
@@ -469,6 +510,26 @@ def build_parser() -> argparse.ArgumentParser:
     r = aws_sub.add_parser("render", help="write the CloudFormation template of every variant")
     r.add_argument("--out", required=True, help="folder for <variant>.yaml")
     r.set_defaults(func=cmd_aws_render)
+
+    def aws_command(name: str, help_text: str, func: Callable[[Context, argparse.Namespace], int]) -> Any:
+        c = aws_sub.add_parser(name, help=help_text)
+        c.add_argument("--stack", required=True, help="the stack's name, e.g. sagebuild-prod")
+        c.add_argument("--region", help="default: your AWS configuration's region")
+        c.add_argument("--profile", help="an AWS CLI profile")
+        c.set_defaults(func=func)
+        return c
+
+    d = aws_command("deploy", "create or update a stack (change set), then upload the project's code", cmd_aws_deploy)
+    d.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a template parameter, e.g. UseSpotTraining=true (repeat for more)")
+    d.add_argument("--variant", default="default", choices=["default", "image-build", "notebook"])
+    d.add_argument("--template", help="deploy this template file instead of rendering one")
+    d.add_argument("--no-code", action="store_true", help="do not upload the project's training code")
+    x = aws_command("destroy", "empty the stack's buckets, delete its endpoint, then the stack", cmd_aws_destroy)
+    x.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    k = aws_command("skill-package", "write an ASK CLI skill package pointing at the stack's skill function",
+                    cmd_aws_skill_package)
+    k.add_argument("--out", default="skill-package-aws", help="folder to write (default: ./skill-package-aws)")
 
     from .voice import add_voice_commands
     add_voice_commands(sub)

@@ -19,8 +19,7 @@ from lambda_pipeline.definition import local_function_arn, render_definition
 # Resource "*" only where the AWS API accepts no resource-level permission.
 STAR_RESOURCE_ACTIONS = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
 # Resource types moto 5.2.5 does not model in CloudFormation; the deploy test leaves them out.
-NOT_IN_MOTO = {"AWS::ApiGatewayV2::Api", "AWS::CodeBuild::Project", "AWS::SNS::Subscription",
-               "AWS::SecretsManager::Secret"}
+from tests.functional.cfn_moto import NOT_IN_MOTO, unmodelled as _unmodelled  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
@@ -110,29 +109,6 @@ def test_dev_and_prod_stacks_cannot_collide():
     assert named  # some names are explicit...
     for where, value in named.items():
         assert "${AWS::StackName}" in value, where  # ...and each one carries the stack's name
-
-
-def _unmodelled(tpl):
-    """Drop resource types moto cannot model, and point references to them at marked placeholders."""
-    gone = {n for n, r in tpl["Resources"].items() if r["Type"] in NOT_IN_MOTO}
-
-    def scrub(node):
-        if isinstance(node, dict):
-            if node.get("Ref") in gone:
-                return f"unmodelled-{node['Ref']}"
-            if "Fn::GetAtt" in node and node["Fn::GetAtt"][0] in gone:
-                return f"arn:aws:unmodelled:::{node['Fn::GetAtt'][0]}"
-            return {k: scrub(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [scrub(v) for v in node]
-        if isinstance(node, str):
-            for name in gone:
-                node = re.sub(r"\$\{" + name + r"(\.\w+)?\}", f"unmodelled-{name}", node)
-        return node
-
-    tpl["Resources"] = {n: scrub(r) for n, r in tpl["Resources"].items() if n not in gone}
-    tpl["Outputs"] = {n: scrub(o) for n, o in tpl["Outputs"].items()}
-    return tpl, gone
 
 
 def test_the_template_deploys_into_moto_as_dev_and_prod():
