@@ -59,10 +59,11 @@ def _ref(build: Any) -> int | str | None:
 class ConfigAccess:
     """The pipeline's configuration: read it, change it (validated), compare it with a build's.
 
-    ``set`` rewrites ``sagebuild.json`` as plain JSON (its ``//`` comments are not kept).
+    ``set`` rewrites the document (``sagebuild.json`` locally, the stack's SSM parameter on AWS)
+    as plain JSON (its ``//`` comments are not kept).
     """
 
-    def __init__(self, store: FileConfigStore, builds: Builds) -> None:
+    def __init__(self, store: Any, builds: Builds) -> None:
         self._store = store
         self._builds = builds
 
@@ -92,9 +93,7 @@ class ConfigAccess:
                     raise ConfigError(f"'{path}': {part!r} is not a section")
             node[parts[-1]] = value
         validated = validate_config(copy.deepcopy(raw), "the new config")
-        tmp = self._store.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
-        os.replace(tmp, self._store.path)
+        self._store.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
         return validated
 
     def diff(self, build: Any = None, against: dict[str, Any] | None = None) -> ConfigDiff:
@@ -108,11 +107,9 @@ class ConfigAccess:
     def _raw(self) -> dict[str, Any]:
         from lambda_pipeline.config import strip_comments
         try:
-            return json.loads(strip_comments(self._store.path.read_text()))
-        except FileNotFoundError:
-            raise ConfigError(f"no {CONFIG_FILE} in {self._store.project_dir()}") from None
+            return json.loads(strip_comments(self._store.read_text()))
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{CONFIG_FILE} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+            raise ConfigError(f"{self._store.project_dir()} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
 
     def __repr__(self) -> str:
         return json.dumps(self.get(), indent=2)
@@ -131,11 +128,13 @@ class SageBuild:
     """The SageBuild client. Get one with :meth:`local` (or, with the AWS stack, :meth:`from_stack`)."""
 
     def __init__(self, builds: Builds, config: ConfigAccess | None, project: Path | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 invoker: Callable[[str, bytes, str], tuple[int, bytes]] | None = None) -> None:
         self._builds = builds
         self._config = config
         self.project = project
         self._sleep = sleep
+        self._invoker = invoker  # on AWS: SageMaker's InvokeEndpoint; locally: HTTP to the endpoint's URL
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -167,10 +166,35 @@ class SageBuild:
         return cls(builds, ConfigAccess(FileConfigStore(str(project)), builds), project)
 
     @classmethod
-    def from_stack(cls, name: str, region: str | None = None) -> "SageBuild":
-        """A client for a deployed AWS stack. Needs the AWS adapters, which are not built yet."""
-        raise SageBuildError(f"cannot open stack {name!r}: the AWS adapters (Step Functions, DynamoDB, "
-                             "SageMaker) are not part of SageBuild yet; use SageBuild.local(project_dir)")
+    def from_stack(cls, name: str, region: str | None = None, session: Any = None) -> "SageBuild":
+        """A client for a deployed AWS stack (``sagebuild aws deploy``): the same adapters its
+        Lambda functions use, built from the stack's outputs.
+
+        Raises:
+            NotFound: no such stack in the region. ConfigError: not a SageBuild stack.
+        """
+        import boto3
+
+        from lambda_pipeline.adapters.aws.boto import error_code
+        from lambda_pipeline.adapters.aws.stores import SsmConfigStore
+        from lambda_pipeline.lambda_entry import STACK_OUTPUT_ENV, builds_from_environment
+
+        session = session or boto3.session.Session(region_name=region)
+        try:
+            stack = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+        except Exception as exc:
+            if error_code(exc) == "ValidationError":
+                raise NotFound(f"no stack {name!r} in {session.region_name}: deploy one with "
+                               f"`sagebuild aws deploy --stack {name}`") from None
+            raise
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        missing = sorted(k for k in ("StateMachineArn", "LedgerTableName", "ConfigParameterName") if k not in outputs)
+        if missing:
+            raise ConfigError(f"stack {name!r} is not a SageBuild stack (no output {', '.join(missing)})")
+        env = {variable: outputs[key] for key, variable in STACK_OUTPUT_ENV.items() if key in outputs}
+        builds = builds_from_environment(env, session)
+        store = SsmConfigStore(outputs["ConfigParameterName"], boto3_session=session)
+        return cls(builds, ConfigAccess(store, builds), invoker=builds.ports.hosting.invoke_endpoint)
 
     # -- what the voice can do ------------------------------------------------------------
     def start(self, reason: str = "started from a notebook", hyperparameters: dict[str, Any] | None = None) -> BuildResult:
@@ -222,6 +246,9 @@ class SageBuild:
             AlreadyRunning: a build is deploying right now.
         """
         info = self._builds.rollback(str(version) if version is not None else None)
+        if info.status == "Updating":  # on AWS the swap takes minutes; a notification says when it serves
+            return Deployment(endpoint=info.name, status="Updating", version=info.model_version,
+                              since=info.updated_at, url=None, build_number=None, metrics={})
         return self.deployed(info.name)
 
     # -- and more -------------------------------------------------------------------------
@@ -290,7 +317,7 @@ class SageBuild:
         """Call the live endpoint. A string is sent as CSV (or JSON if it looks like JSON); lists and
         dicts as JSON. Returns the decoded JSON answer (or text)."""
         live = self.deployed(endpoint)
-        if not live.url or live.status != "InService":
+        if (not live.url and self._invoker is None) or live.status not in ("InService", "Updating"):
             raise InvocationError(f"endpoint {live.endpoint} is {live.status}, not InService")
         if isinstance(payload, (list, dict)):
             body, ctype = json.dumps(payload).encode(), "application/json"
@@ -299,6 +326,11 @@ class SageBuild:
             ctype = "application/json" if body.lstrip()[:1] in (b"[", b"{") else "text/csv"
         else:
             raise TypeError("payload is a CSV string, JSON text, or a list/dict")
+        if self._invoker is not None:
+            status, answer = self._invoker(live.endpoint, body, content_type or ctype)
+            if status >= 300:
+                raise InvocationError(f"the endpoint answered HTTP {status}: {answer.decode(errors='replace')[:300]}")
+            return _decoded(answer)
         request = urllib.request.Request(live.url + "/invocations", data=body, method="POST",
                                          headers={"Content-Type": content_type or ctype, "Accept": "application/json"})
         try:
@@ -306,10 +338,7 @@ class SageBuild:
                 answer = resp.read()
         except urllib.error.HTTPError as exc:
             raise InvocationError(f"the endpoint answered HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}") from None
-        try:
-            return json.loads(answer)
-        except json.JSONDecodeError:
-            return answer.decode(errors="replace")
+        return _decoded(answer)
 
     def timeline(self, build: Any = None, builds: int | None = None) -> Any:
         """A matplotlib chart of step durations: one build (a Gantt bar per step), or the last
@@ -333,6 +362,13 @@ class SageBuild:
     def __repr__(self) -> str:
         where = f"local project {self.project}" if self.project else "remote"
         return f"<SageBuild {where}; SageBuild.local({str(self.project)!r})>"
+
+
+def _decoded(answer: bytes) -> Any:
+    try:
+        return json.loads(answer)
+    except json.JSONDecodeError:
+        return answer.decode(errors="replace")
 
 
 def _expected_steps(build: Build) -> list[str]:

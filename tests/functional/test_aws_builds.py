@@ -312,3 +312,32 @@ def test_the_skill_on_lambda_answers_from_the_stack(aws, monkeypatch):
     status = skill.app.lambda_handler(intent_request("BuildStatusIntent", skill_id="amzn1.ask.skill.sim",
                                                      user_id="amzn1.ask.account.someone-else"), None)
     assert "build 1 passed" in status["response"]["outputSpeech"]["ssml"].lower(), status
+
+
+def test_the_notebook_client_works_against_a_stack(aws):
+    """SageBuild.from_stack reads a stack's outputs and uses the same adapters as its Lambdas."""
+    engine, arn, ports, sqs, queue, ssm = aws
+    from sagebuild.client import SageBuild
+    from lambda_pipeline.errors import NotFound
+    topic = boto3.client("sns", region_name=REGION).list_topics()["Topics"][0]["TopicArn"]
+    outputs = {"StateMachineArn": arn, "LedgerTableName": "sim-ledger", "ConfigParameterName": "/sagebuild/sim/config",
+               "ArtifactsBucket": "sim-artifacts", "StatusTopicArn": topic, "SageMakerRoleArn": ROLE,
+               "TrainingImageUri": IMAGE, "ServingImageUri": IMAGE, "EndpointName": "sim-endpoint"}
+    template = {"Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {k: {"Value": v} for k, v in outputs.items()}}
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName="sim", TemplateBody=json.dumps(template))
+    sb = SageBuild.from_stack("sim", region=REGION)
+    assert sb.config.get()["pipeline"] == "sim"
+    sb.config.set({"training.hyperparameters.n-estimators": 9})
+    stored = json.loads(ssm.get_parameter(Name="/sagebuild/sim/config")["Parameter"]["Value"])
+    assert stored["training"]["hyperparameters"]["n-estimators"] == 9  # written to the stack's SSM parameter
+    build = sb.start(reason="from a notebook on AWS")
+    done = sb.wait(build, progress=False, timeout=60)
+    assert done.status == "SUCCEEDED" and done.number == 1
+    assert sb.builds()[1].reason == "from a notebook on AWS"
+    assert sb.config.diff(1).changes == {}  # the build ran with the config as set
+    live = sb.deployed()
+    assert (live.endpoint, live.status, live.version, live.build_number) == ("sim-endpoint", "InService", "v1", 1)
+    assert sb.invoke("1,2,3") == "body"  # moto's SageMaker runtime answers every call with this canned body
+    with pytest.raises(NotFound, match="no stack 'missing'"):
+        SageBuild.from_stack("missing", region=REGION)

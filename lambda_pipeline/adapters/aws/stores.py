@@ -26,16 +26,25 @@ class SsmConfigStore:
         self.parameter_name = parameter_name
 
     def load(self) -> dict[str, Any]:
+        return load_config_text(self.read_text(), source=f"SSM parameter {self.parameter_name}")
+
+    def project_dir(self) -> str:
+        return self.parameter_name
+
+    def read_text(self) -> str:
         try:
-            value = self._ssm.get_parameter(Name=self.parameter_name)["Parameter"]["Value"]
+            return self._ssm.get_parameter(Name=self.parameter_name)["Parameter"]["Value"]
         except Exception as exc:
             if "ParameterNotFound" in type(exc).__name__ or "ParameterNotFound" in str(exc):
                 raise ConfigError(f"no SSM parameter {self.parameter_name}") from exc
             raise translate(exc, f"could not read {self.parameter_name}") from exc
-        return load_config_text(value, source=f"SSM parameter {self.parameter_name}")
 
-    def project_dir(self) -> str:
-        return self.parameter_name
+    def write_text(self, text: str) -> None:
+        """Overwrite the parameter; the next build reads the new value (SSM keeps the old versions)."""
+        try:
+            self._ssm.put_parameter(Name=self.parameter_name, Value=text, Type="String", Overwrite=True)
+        except Exception as exc:
+            raise translate(exc, f"could not write {self.parameter_name}") from exc
 
 
 class S3ArtifactStore:

@@ -1,6 +1,7 @@
 """Pipeline configuration from a JSON file (the local stand-in for the SSM parameter)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,3 +30,16 @@ class FileConfigStore:
 
     def project_dir(self) -> str:
         return str(self._dir)
+
+    def read_text(self) -> str:
+        """The document as written (with its comments); ConfigError if there is none."""
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"no {self.path.name} in {self._dir}") from None
+
+    def write_text(self, text: str) -> None:
+        """Replace the document atomically (a reader never sees half of it)."""
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, self.path)
