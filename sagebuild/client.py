@@ -180,6 +180,8 @@ class SageBuild:
         from lambda_pipeline.lambda_entry import STACK_OUTPUT_ENV, builds_from_environment
 
         session = session or boto3.session.Session(region_name=region)
+        if not session.region_name:
+            raise ConfigError(f"no AWS region for stack {name!r}: pass region='eu-west-1' (or set AWS_REGION)")
         try:
             stack = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
         except Exception as exc:

@@ -25,15 +25,18 @@ def test_everything_the_voice_does_the_client_does():
         assert callable(getattr(SageBuild, method))
 
 
-def test_local_needs_a_config_and_says_how_to_connect(tmp_path, project):
+def test_local_needs_a_config_and_says_how_to_connect(tmp_path, project, monkeypatch):
     with pytest.raises(ConfigError, match="no sagebuild.json"):
         SageBuild.local(tmp_path)
     with pytest.raises(EngineNotRunning, match="sagebuild up"):
         SageBuild.local(project, engine="connect")
     with pytest.raises(ValueError, match="engine must be"):
         SageBuild.local(project, engine="cloud")
-    with pytest.raises(SageBuildError, match="AWS adapters"):
-        SageBuild.from_stack("prod")
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    with pytest.raises(ConfigError, match="no AWS region for stack 'prod': pass region="):
+        SageBuild.from_stack("prod")  # (against a stack: tests/functional/test_aws_builds.py)
 
 
 def test_status_builds_and_their_errors(sb):
