@@ -386,11 +386,12 @@ def _stack_tool(ctx: Context, args: argparse.Namespace) -> Any:
 
 
 def cmd_aws_deploy(ctx: Context, args: argparse.Namespace) -> int:
-    from infrastructure.aws.stacks import parse_params
-    tool = _stack_tool(ctx, args)
-    outputs = tool.deploy(args.stack, parse_params(args.param or []), variant=args.variant,
-                          template=Path(args.template) if args.template else None,
-                          project=None if args.no_code else ctx.project)
+    from infrastructure.aws.stacks import aws_errors, parse_params
+    with aws_errors():
+        tool = _stack_tool(ctx, args)
+        outputs = tool.deploy(args.stack, parse_params(args.param or []), variant=args.variant,
+                              template=Path(args.template) if args.template else None,
+                              project=None if args.no_code else ctx.project)
     ctx.ui.say(f"stack {args.stack} in {tool.region}:")
     for key, value in sorted(outputs.items()):
         ctx.ui.say(f"  {key:<22} {value}")
@@ -401,12 +402,16 @@ def cmd_aws_destroy(ctx: Context, args: argparse.Namespace) -> int:
     if not args.yes and not ctx.ui.confirm(f"Delete stack {args.stack}, its buckets' contents and its endpoint?"):
         ctx.ui.say("nothing deleted")
         return 1
-    _stack_tool(ctx, args).destroy(args.stack)
+    from infrastructure.aws.stacks import aws_errors
+    with aws_errors():
+        _stack_tool(ctx, args).destroy(args.stack)
     return 0
 
 
 def cmd_aws_skill_package(ctx: Context, args: argparse.Namespace) -> int:
-    out = _stack_tool(ctx, args).skill_package(args.stack, Path(args.out))
+    from infrastructure.aws.stacks import aws_errors
+    with aws_errors():
+        out = _stack_tool(ctx, args).skill_package(args.stack, Path(args.out))
     ctx.ui.say(f"wrote the skill package to {out}; deploy it with `ask deploy` there")
     return 0
 

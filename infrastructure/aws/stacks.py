@@ -6,28 +6,46 @@ outputs. A failure names the resource that failed and CloudFormation's reason fo
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import tarfile
 import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
-from lambda_pipeline.errors import ConfigError, DeployFailed, NotFound
+from lambda_pipeline.errors import ConfigError, DeployFailed, NotFound, SageBuildError
 
 from .images import resolve_images
 from .package import ROOT, build_lambda_zip
 from .render import VARIANTS, render_template
 
-__all__ = ["StackTool", "parse_params"]
+__all__ = ["StackTool", "parse_params", "aws_errors"]
 
 _DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE", "IMPORT_COMPLETE"}
 _FAILED = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
            "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_FAILED", "IMPORT_ROLLBACK_COMPLETE"}
 _TEMPLATE_BODY_LIMIT = 51_200  # larger templates go through S3 (TemplateURL)
+
+
+@contextlib.contextmanager
+def aws_errors() -> Iterator[None]:
+    """botocore's errors as one-line SageBuild errors: no credentials, access denied, no network."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        yield
+    except NoCredentialsError:
+        raise ConfigError("no AWS credentials: run `aws configure`, pass --profile, or set AWS_ACCESS_KEY_ID "
+                          "and AWS_SECRET_ACCESS_KEY") from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise SageBuildError(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}") from None
+    except BotoCoreError as exc:
+        raise SageBuildError(f"AWS could not be reached: {exc}") from None
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -56,11 +74,11 @@ class StackTool:
         self._say = say
         self._poll = poll_seconds
         self._sleep = sleep
-        self.cfn = session.client("cloudformation")
-        self.s3 = session.client("s3")
         self.region = session.region_name
         if not self.region:
-            raise ConfigError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region")
+            raise ConfigError("no AWS region: pass --region, or set AWS_REGION (or a region in `aws configure`)")
+        self.cfn = session.client("cloudformation")
+        self.s3 = session.client("s3")
 
     # -- deploy ---------------------------------------------------------------------------
     def deploy(self, stack: str, params: dict[str, str], variant: str = "default", template: Path | None = None,

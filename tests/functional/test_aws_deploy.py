@@ -219,3 +219,18 @@ def test_the_lambda_zip_imports_and_answers_in_a_bare_interpreter(tmp_path):
     answer, heavy = done.stdout.strip().splitlines()
     assert "sage build" in json.loads(answer)["response"]["outputSpeech"]["ssml"].lower()
     assert heavy == "[]"  # none of the local engine's heavy libraries is needed on Lambda
+
+
+def test_no_region_or_no_credentials_is_one_clear_line(tmp_path, monkeypatch):
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                     "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code, out, err = run(tmp_path, "aws", "deploy", "--stack", "sb")
+    assert code == 2 and err.strip() == ("sagebuild: no AWS region: pass --region, or set AWS_REGION "
+                                         "(or a region in `aws configure`)")
+    code, out, err = run(tmp_path, "aws", "destroy", "--stack", "sb", "--region", "eu-west-1", "--yes")
+    assert code == 2 and err.strip().startswith("sagebuild: no AWS credentials: run `aws configure`")
+    assert "Traceback" not in err
