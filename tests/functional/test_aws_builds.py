@@ -47,6 +47,7 @@ def test_start_runs_a_build_on_step_functions_and_people_hear_of_it(aws):
     assert build.status == "RUNNING" and build.execution_arn.endswith(f":build-1-{build.id}")
     done = finished(ports, build.id)
     assert done.status == "SUCCEEDED" and done.version == "v1"
+    wait_for(lambda: execution_status(build.execution_arn) != "RUNNING")  # the ledger is told first, then it ends
     assert execution_status(build.execution_arn) == "SUCCEEDED"
     job = boto3.client("sagemaker", region_name=REGION).describe_training_job(TrainingJobName=done.training_job)
     assert job["HyperParameters"]["n-estimators"] == "7"
