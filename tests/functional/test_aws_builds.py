@@ -38,6 +38,7 @@ def a_running_build(ports, arn):
     build = ports.ledger.create_build("sim", "api", "already running")
     execution = f"{arn.replace(':stateMachine:', ':execution:')}:{execution_name(build)}"
     ports.ledger.update_build(build.id, status="RUNNING", started_at=time.time(), execution_arn=execution)
+    ports.ledger.set_state("launch-slot", build.id)  # as a launch does
     return ports.ledger.get_build(build.id)
 
 
@@ -78,6 +79,36 @@ def test_builds_queue_behind_the_running_one_coalesce_and_start_when_it_ends(aws
     again = lambda_entry.state_change({"source": "aws.states", "detail": {
         "executionArn": running.execution_arn, "status": "ABORTED"}})
     assert again == {"recorded": None}  # EventBridge may deliver twice; the first record stands
+
+
+def test_of_many_lambdas_starting_builds_at_once_exactly_one_launches(aws):
+    """Each Lambda is its own process on AWS; threads with their own clients stand in for them."""
+    import threading
+    engine, arn, ports, sqs, queue, ssm = aws
+    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
+                      Value=json.dumps({**config(), "polling": {"initial_seconds": 600, "max_seconds": 600,
+                                                                "backoff_rate": 1.0}}))
+    barrier = threading.Barrier(6)
+    results, errors = [], []
+
+    def one(i):
+        builds = StepFunctionsBuilds(lambda_entry.ports_from_environment(), arn)
+        barrier.wait()
+        try:
+            results.append(builds.start(f"person {i}").status)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sorted(results) == ["QUEUED"] * 5 + ["RUNNING"]
+    assert [b.status for b in ports.ledger.list_builds(10)].count("RUNNING") == 1
+    executions = boto3.client("stepfunctions", region_name=REGION).list_executions(stateMachineArn=arn)["executions"]
+    assert len(executions) == 1
 
 
 def test_a_refusing_pipeline_refuses_people_but_queues_automatic_triggers(aws):

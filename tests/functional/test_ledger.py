@@ -173,3 +173,13 @@ def test_registry_records_models(ledger):
     (listed,) = ledger.list_models()
     assert listed["version"] == "v1" and [d["version"] for d in listed["deployments"]] == ["v1"]
     assert ledger.get_model("v9") is None
+
+
+def test_dynamodb_state_compare_and_swap(ledger):
+    if not hasattr(ledger, "swap_state"):
+        pytest.skip("only the DynamoDB ledger is shared by concurrent processes (Lambdas)")
+    assert ledger.swap_state("slot", None, "b1")
+    assert not ledger.swap_state("slot", None, "b2")  # taken
+    assert not ledger.swap_state("slot", "b9", "b2")  # not what it holds
+    assert ledger.swap_state("slot", "b1", "b2") and ledger.get_state("slot") == "b2"
+    assert not ledger.swap_state("missing", "b1", "b2")

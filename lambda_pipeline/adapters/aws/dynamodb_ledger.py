@@ -204,6 +204,17 @@ class DynamoDBLedger:
         doc = self._get("STATE", key)
         return doc["value"] if doc else None
 
+    def swap_state(self, key: str, expected: str | None, value: str) -> bool:
+        """Compare-and-swap: set ``key`` to ``value`` only if it still holds ``expected`` (None:
+        only if unset). Concurrent Lambdas use it to decide which of them may launch a build."""
+        if expected is None:
+            return self._put("STATE", key, {"value": value})
+        item = self._db.get_item(TableName=self._table, Key={"pk": {"S": "STATE"}, "sk": {"S": key}},
+                                 ConsistentRead=True).get("Item")
+        if item is None or json.loads(item["doc"]["S"])["value"] != expected:
+            return False
+        return self._put("STATE", key, {"value": value}, expect_ver=int(item["ver"]["N"]))
+
     def set_state(self, key: str, value: str) -> None:
         if not self._put("STATE", key, {"value": value}):
             self._update("STATE", key, lambda doc: doc.update(value=value))

@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable
 
 from ... import rollbacks
-from ...errors import AlreadyRunning, ConfigError, NothingToStop
+from ...errors import AlreadyRunning, ConfigError, NothingToStop, NotFound
 from ...model import Build, BuildStatus, EndpointInfo, LogChunk
 from ...ports import Ports
 from ...steps.handlers import apply_overrides, notification_payload
@@ -24,6 +24,7 @@ __all__ = ["StepFunctionsBuilds", "execution_name"]
 
 logger = logging.getLogger(__name__)
 
+ACTIVE_SLOT = "launch-slot"  # ledger state: the id of the build that runs (or is being launched)
 _EXECUTION_TO_BUILD = {"SUCCEEDED": BuildStatus.SUCCEEDED, "FAILED": BuildStatus.FAILED,
                        "TIMED_OUT": BuildStatus.FAILED, "ABORTED": BuildStatus.ABORTED}
 
@@ -68,7 +69,7 @@ class StepFunctionsBuilds:
         config = apply_overrides(self._ports.config.load(), hyperparameters)
         ledger = self._ports.ledger
         triggers = triggers or [{"source": source, "reason": reason.strip()}]
-        running = ledger.list_builds(1, statuses=(BuildStatus.RUNNING,))  # type: ignore[call-arg]
+        running = [b for b in [self._active()] if b is not None]
         if running and config["builds"]["when_running"] == "refuse" and not always_queue:
             raise AlreadyRunning(f"build {running[0].number} is still running and this pipeline refuses "
                                  "a second one (builds.when_running = refuse); stop it or wait")
@@ -80,7 +81,7 @@ class StepFunctionsBuilds:
                 return ledger.get_build(queued[0].id)
         build = ledger.create_build(config["pipeline"], source, reason.strip(), hyperparameters)
         ledger.add_triggers(build.id, triggers)  # type: ignore[attr-defined]
-        if not running:
+        if not running and self._claim(build):
             self._launch(build)
         return ledger.get_build(build.id)
 
@@ -176,14 +177,16 @@ class StepFunctionsBuilds:
         return ended
 
     def launch_next(self) -> Build | None:
-        """Start the oldest queued build if none runs."""
+        """Start the oldest queued build if none runs (and no other Lambda starts one this moment)."""
         ledger = self._ports.ledger
-        if ledger.list_builds(1, statuses=(BuildStatus.RUNNING,)):  # type: ignore[call-arg]
+        if self._active() is not None:
             return None
         queued = ledger.list_builds(10_000, statuses=(BuildStatus.QUEUED,))  # type: ignore[call-arg]
         if not queued:
             return None
         build = queued[-1]
+        if not self._claim(build):
+            return None
         try:
             apply_overrides(self._ports.config.load(), build.hyperparameters)
         except ConfigError as exc:
@@ -210,6 +213,29 @@ class StepFunctionsBuilds:
         ledger.update_build(build.id, execution_arn=answer["executionArn"])
         logger.info("build started", extra={"build": build.number, "execution": answer["executionArn"]})
         self._notify("build.started", ledger.get_build(build.id))
+
+    def _active(self) -> Build | None:
+        """The build holding the launch slot, unless it has ended."""
+        holder = self._ports.ledger.get_state(ACTIVE_SLOT)  # type: ignore[attr-defined]
+        if not holder:
+            return None
+        try:
+            build = self._ports.ledger.get_build(holder)
+        except NotFound:
+            return None
+        return None if build.done else build
+
+    def _claim(self, build: Build) -> bool:
+        """Take the launch slot for ``build`` if it is free: one compare-and-swap in the ledger, so of
+        two Lambdas starting builds at the same moment exactly one launches; the other's queues."""
+        holder = self._ports.ledger.get_state(ACTIVE_SLOT)  # type: ignore[attr-defined]
+        if holder:
+            try:
+                if not self._ports.ledger.get_build(holder).done:
+                    return False
+            except NotFound:
+                pass
+        return bool(self._ports.ledger.swap_state(ACTIVE_SLOT, holder, build.id))  # type: ignore[attr-defined]
 
     def _build_of(self, execution_arn: str) -> Build | None:
         name = execution_arn.rsplit(":", 1)[-1]
