@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import tarfile
 import tempfile
 import time
@@ -28,6 +29,7 @@ __all__ = ["StackTool", "parse_params", "aws_errors"]
 _DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE", "IMPORT_COMPLETE"}
 _FAILED = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
            "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_FAILED", "IMPORT_ROLLBACK_COMPLETE"}
+_STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 _TEMPLATE_BODY_LIMIT = 51_200  # larger templates go through S3 (TemplateURL)
 
 
@@ -84,6 +86,9 @@ class StackTool:
     def deploy(self, stack: str, params: dict[str, str], variant: str = "default", template: Path | None = None,
                project: Path | None = None) -> dict[str, str]:
         """Create or update the stack; returns its outputs."""
+        if not _STACK_NAME.match(stack):
+            raise ConfigError(f"stack name {stack!r}: use 1 to 30 lowercase letters, digits and hyphens, starting "
+                              "with a letter (it is part of bucket and repository names, which allow no more)")
         if variant not in VARIANTS:
             raise ConfigError(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
         body = template.read_text() if template else render_template(**VARIANTS[variant])

@@ -234,3 +234,35 @@ def test_no_region_or_no_credentials_is_one_clear_line(tmp_path, monkeypatch):
     code, out, err = run(tmp_path, "aws", "destroy", "--stack", "sb", "--region", "eu-west-1", "--yes")
     assert code == 2 and err.strip().startswith("sagebuild: no AWS credentials: run `aws configure`")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("variant", ["image-build", "notebook"])
+def test_the_other_variants_deploy_with_their_extras(account, tmp_path, variant):
+    project, _ = account
+    (project / "model" / "Dockerfile").write_text("FROM python:3.11-slim\nCOPY . /opt/ml/code/\n")
+    from infrastructure.aws import VARIANTS
+    tpl, _ = unmodelled(yaml.safe_load(render_template(**VARIANTS[variant])))
+    template = tmp_path / f"{variant}.yaml"
+    template.write_text(yaml.safe_dump(tpl))
+    code, out, err = run(project, "aws", "deploy", "--stack", "sb-x", "--variant", variant, "--template", str(template),
+                         "--param", "FrameworkVersion=1.2-1")
+    assert code == 0, err
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in boto3.client("cloudformation", region_name=REGION).describe_stacks(
+        StackName="sb-x")["Stacks"][0]["Outputs"]}
+    keys = {o["Key"] for o in boto3.client("s3", region_name=REGION).list_objects_v2(
+        Bucket=outputs["ArtifactsBucket"])["Contents"]}
+    assert {"code/model/sourcedir.tar.gz", "code/model/image-source.zip"} <= keys  # a Dockerfile: both uploaded
+    if variant == "image-build":
+        assert outputs["ImageRepositoryUri"].endswith("/sb-x-images")
+        env = boto3.client("lambda", region_name=REGION).get_function_configuration(
+            FunctionName=outputs["SkillFunctionArn"])["Environment"]["Variables"]
+        assert env["SAGEBUILD_IMAGE_REPOSITORY"] == outputs["ImageRepositoryUri"]
+    else:
+        assert "notebook-instances/openNotebook/" in outputs["NotebookUrl"]
+        assert "notebooks/quickstart.ipynb" in keys
+
+
+def test_stack_names_must_fit_bucket_and_repository_names(account):
+    project, template = account
+    code, out, err = run(project, "aws", "deploy", "--stack", "SageBuild_Prod")
+    assert code == 2 and "use 1 to 30 lowercase letters, digits and hyphens" in err
