@@ -391,7 +391,8 @@ def cmd_aws_deploy(ctx: Context, args: argparse.Namespace) -> int:
         tool = _stack_tool(ctx, args)
         outputs = tool.deploy(args.stack, parse_params(args.param or []), variant=args.variant,
                               template=Path(args.template) if args.template else None,
-                              project=None if args.no_code else ctx.project)
+                              project=None if args.no_code else ctx.project,
+                              write_config=not args.keep_config, upload_data=args.upload_data)
     ctx.ui.say(f"stack {args.stack} in {tool.region}:")
     for key, value in sorted(outputs.items()):
         ctx.ui.say(f"  {key:<22} {value}")
@@ -529,7 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a template parameter, e.g. UseSpotTraining=true (repeat for more)")
     d.add_argument("--variant", default="default", choices=["default", "image-build", "notebook"])
     d.add_argument("--template", help="deploy this template file instead of rendering one")
-    d.add_argument("--no-code", action="store_true", help="do not upload the project's training code")
+    d.add_argument("--no-code", action="store_true", help="upload nothing of the project (config, code, data)")
+    d.add_argument("--keep-config", action="store_true",
+                   help="leave the stack's SSM config as it is (default: write the project's, adapted to AWS)")
+    d.add_argument("--upload-data", action="store_true",
+                   help="also upload each training channel's folder to the data bucket (this starts a build)")
     x = aws_command("destroy", "empty the stack's buckets, delete its endpoint, then the stack", cmd_aws_destroy)
     x.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     k = aws_command("skill-package", "write an ASK CLI skill package pointing at the stack's skill function",

@@ -13,7 +13,7 @@ import jinja2
 
 from lambda_pipeline.definition import TASK_FUNCTIONS, render_definition
 
-__all__ = ["VARIANTS", "render_template", "render_all", "task_functions"]
+__all__ = ["VARIANTS", "STACK_POLLING", "render_template", "render_all", "task_functions"]
 
 # Structural variants (the rest, like spot training or an existing bucket, are stack parameters).
 VARIANTS: dict[str, dict[str, bool]] = {
@@ -38,6 +38,12 @@ def task_functions(image_build: bool) -> list[dict[str, str]]:
             for t in TASK_FUNCTIONS if t in used]
 
 
+# Chosen with bench/transitions.py: 37 transitions for a 1-hour build with a 15-minute endpoint
+# update, +3 per doubling of training time (the cap sits above the 4-hour max). The price: a job is
+# noticed at most ~1x its elapsed time late (60 s, 120 s, ... polls).
+STACK_POLLING = {"initial_seconds": 60, "max_seconds": 14400, "backoff_rate": 2.0}
+
+
 def _stack_config() -> dict[str, Any]:
     """The pipeline config the stack starts with (SSM); ${...} are CloudFormation substitutions."""
     return {
@@ -48,10 +54,7 @@ def _stack_config() -> dict[str, Any]:
                      "max_runtime_seconds": 14400, "instance_type": "${TrainingInstanceType}"},
         "gate": {"metric": "validation:accuracy", "minimum": 0.8},
         "deploy": {"endpoint": "${AWS::StackName}-endpoint", "entry_point": "inference.py"},
-        # Chosen with bench/transitions.py: 37 transitions for a 1-hour build with a 15-minute
-        # endpoint update, +3 per doubling of training time (the cap sits above the 4-hour max).
-        # The price: a job is noticed at most ~1x its elapsed time late (60 s, 120 s, ... polls).
-        "polling": {"initial_seconds": 60, "max_seconds": 14400, "backoff_rate": 2.0},
+        "polling": dict(STACK_POLLING),
         "skill": {"skill_id": "${AlexaSkillId}", "allowed_user_ids": [], "others_can_query": True},
     }
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import tarfile
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -84,8 +82,9 @@ class StackTool:
 
     # -- deploy ---------------------------------------------------------------------------
     def deploy(self, stack: str, params: dict[str, str], variant: str = "default", template: Path | None = None,
-               project: Path | None = None) -> dict[str, str]:
-        """Create or update the stack; returns its outputs."""
+               project: Path | None = None, write_config: bool = True, upload_data: bool = False) -> dict[str, str]:
+        """Create or update the stack; then, with a ``project``, put its config and code (and, with
+        ``upload_data``, its data) where the stack's builds look. Returns the stack's outputs."""
         if not _STACK_NAME.match(stack):
             raise ConfigError(f"stack name {stack!r}: use 1 to 30 lowercase letters, digits and hyphens, starting "
                               "with a letter (it is part of bucket and repository names, which allow no more)")
@@ -130,7 +129,11 @@ class StackTool:
             self._follow(stack, since)
         outputs = self.outputs(stack)
         if project is not None:
-            self.upload_project(project, outputs)
+            from .project_upload import ProjectUploader
+            stack_params = {p["ParameterKey"]: p.get("ParameterValue", "")
+                            for p in (self._stack(stack) or {}).get("Parameters", [])}
+            ProjectUploader(self._session, self._say).upload(project, stack, outputs, {**stack_params, **params},
+                                                             write_config=write_config, upload_data=upload_data)
         return outputs
 
     def _images(self, params: dict[str, str]) -> None:
@@ -235,44 +238,6 @@ class StackTool:
         if desc is None:
             raise NotFound(f"no stack {stack!r} in {self.region}")
         return {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
-
-    # -- the project's code -----------------------------------------------------------------
-    def upload_project(self, project: Path, outputs: dict[str, str]) -> list[str]:
-        """The training code (and Dockerfile source, and notebooks) where the stack's builds look."""
-        from lambda_pipeline.adapters.local.config_store import CONFIG_FILE, FileConfigStore
-        if not (project / CONFIG_FILE).exists():
-            self._say(f"no {CONFIG_FILE} in {project}: no code uploaded (upload it with --project DIR)")
-            return []
-        local = FileConfigStore(str(project)).load()
-        stack_config = json.loads(self._session.client("ssm").get_parameter(
-            Name=outputs["ConfigParameterName"])["Parameter"]["Value"])
-        source = (project / local["training"]["source_dir"]).resolve()
-        prefix = f"code/{stack_config['training']['source_dir'].strip('/') or 'root'}"
-        bucket = outputs["ArtifactsBucket"]
-        uploaded = []
-        with tempfile.TemporaryDirectory() as tmp:
-            tarball = Path(tmp) / "sourcedir.tar.gz"
-            with tarfile.open(tarball, "w:gz") as tar:
-                for path in sorted(source.rglob("*")):
-                    if path.is_file() and "__pycache__" not in path.parts:
-                        tar.add(path, arcname=str(path.relative_to(source)))
-            self.s3.upload_file(str(tarball), bucket, f"{prefix}/sourcedir.tar.gz")
-            uploaded.append(f"s3://{bucket}/{prefix}/sourcedir.tar.gz")
-            if (source / "Dockerfile").exists():
-                archive = Path(tmp) / "image-source.zip"
-                with zipfile.ZipFile(archive, "w") as zf:
-                    for path in sorted(source.rglob("*")):
-                        if path.is_file():
-                            zf.write(path, str(path.relative_to(source)))
-                self.s3.upload_file(str(archive), bucket, f"{prefix}/image-source.zip")
-                uploaded.append(f"s3://{bucket}/{prefix}/image-source.zip")
-        if "NotebookUrl" in outputs:
-            for notebook in sorted((ROOT / "examples" / "notebooks").glob("*.ipynb")):
-                self.s3.upload_file(str(notebook), bucket, f"notebooks/{notebook.name}")
-                uploaded.append(f"s3://{bucket}/notebooks/{notebook.name}")
-        for uri in uploaded:
-            self._say(f"uploaded {uri}")
-        return uploaded
 
     # -- destroy --------------------------------------------------------------------------
     def destroy(self, stack: str) -> None:

@@ -52,7 +52,9 @@ def account(tmp_path, monkeypatch):
 def test_deploy_resolves_images_packages_uploads_and_creates_the_stack_by_change_set(account):
     project, template = account
     code, out, err = run(project, "aws", "deploy", "--stack", "sb-dev", "--template", str(template),
-                         "--param", "TriggerBranch=dev", "--param", "FrameworkVersion=1.2-1")
+                         "--param", "TriggerBranch=dev", "--param", "FrameworkVersion=1.2-1",
+                         "--param", "AlexaSkillId=amzn1.ask.skill.dev", "--param", "AllowedAlexaUserIds=u1, u2",
+                         "--upload-data")
     assert code == 0, err
     assert "images (sklearn 1.2-1 in us-east-1, from the SageMaker SDK catalogue):" in out
     assert "training 683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3" in out
@@ -76,6 +78,23 @@ def test_deploy_resolves_images_packages_uploads_and_creates_the_stack_by_change
     skill_env = lam.get_function_configuration(FunctionName=outputs["SkillFunctionArn"])["Environment"]["Variables"]
     assert skill_env["SAGEBUILD_TRAINING_IMAGE"].endswith("sagemaker-scikit-learn:1.2-1-cpu-py3")
     assert skill_env["SAGEBUILD_STATE_MACHINE"] == outputs["StateMachineArn"]
+    # The project's config, adapted to the stack, is what its builds read:
+    from lambda_pipeline.config import validate_config
+    stored = json.loads(boto3.client("ssm", region_name=REGION).get_parameter(
+        Name=outputs["ConfigParameterName"])["Parameter"]["Value"])
+    config = validate_config(stored, "the stack's config")
+    assert config["pipeline"] == "sb-dev" and config["deploy"]["endpoint"] == "sb-dev-endpoint"
+    assert config["gate"]["minimum"] == 0.85 and config["training"]["hyperparameters"]["n-estimators"] == 100
+    assert config["training"]["channels"] == {"train": f"s3://{outputs['DataBucket']}/data/train",
+                                              "validation": f"s3://{outputs['DataBucket']}/data/validation"}
+    assert config["training"]["instance_type"] == "ml.m5.large"  # 'local' became the stack's instance type
+    assert config["polling"] == {"initial_seconds": 60, "max_seconds": 14400, "backoff_rate": 2.0}
+    assert config["skill"]["skill_id"] == "amzn1.ask.skill.dev" and config["skill"]["allowed_user_ids"] == ["u1", "u2"]
+    assert config["deploy"]["sample_payload"].startswith("13.2,")
+    # --upload-data: every channel's files under data/<channel>/ (which, on AWS, starts a build):
+    data_keys = {o["Key"] for o in s3.list_objects_v2(Bucket=outputs["DataBucket"])["Contents"]}
+    local_files = {f"data/{c}/{p.name}" for c in ("train", "validation") for p in (project / "data" / c).iterdir()}
+    assert data_keys == local_files and local_files
     # The project's training code went where builds look for it:
     body = s3.get_object(Bucket=outputs["ArtifactsBucket"], Key="code/model/sourcedir.tar.gz")["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
@@ -86,6 +105,15 @@ def test_deploy_resolves_images_packages_uploads_and_creates_the_stack_by_change
                          "--param", "UseSpotTraining=true", "--no-code")
     assert code == 0, err
     assert "(update)" in out and "uploaded s3://" + outputs["ArtifactsBucket"] not in out
+    boto3.client("ssm", region_name=REGION).put_parameter(Name=outputs["ConfigParameterName"], Type="String",
+                                                          Overwrite=True, Value=json.dumps({**stored, "gate": {}}))
+    code, out, err = run(project, "aws", "deploy", "--stack", "sb-dev", "--template", str(template),
+                         "--param", "TriggerBranch=dev", "--param", "FrameworkVersion=1.2-1",
+                         "--param", "UseSpotTraining=true", "--keep-config")
+    assert code == 0 and "no changes: the stack is up to date" in out and "kept SSM" in out
+    kept = json.loads(boto3.client("ssm", region_name=REGION).get_parameter(
+        Name=outputs["ConfigParameterName"])["Parameter"]["Value"])
+    assert kept["gate"] == {}  # --keep-config left the edit made in SSM alone
     env = lam.get_function_configuration(FunctionName=outputs["SkillFunctionArn"])["Environment"]["Variables"]
     assert env["SAGEBUILD_USE_SPOT"] == "true"
 
