@@ -64,7 +64,7 @@ def begin_rollback(ports: Ports, version: str | int | None, now: float) -> tuple
         AlreadyRunning: a build is deploying right now. NothingToRollBack, NotFound: see
         :func:`plan_rollback`.
     """
-    for build in ports.ledger.list_builds(5, statuses=(BuildStatus.RUNNING,)):  # type: ignore[call-arg]
+    for build in ports.ledger.list_builds(5, statuses=(BuildStatus.RUNNING,)):
         if build.current_step in _DEPLOYING_STEPS:
             raise AlreadyRunning(f"build {build.number} is deploying right now; roll back when it ends")
     plan = plan_rollback(ports, version)

@@ -333,6 +333,7 @@ class SageBuild:
             if status >= 300:
                 raise InvocationError(f"the endpoint answered HTTP {status}: {answer.decode(errors='replace')[:300]}")
             return _decoded(answer)
+        assert live.url is not None  # checked above: without an invoker there is a URL
         request = urllib.request.Request(live.url + "/invocations", data=body, method="POST",
                                          headers={"Content-Type": content_type or ctype, "Accept": "application/json"})
         try:

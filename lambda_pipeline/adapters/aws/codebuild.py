@@ -77,7 +77,7 @@ def _failure_reason(build: dict[str, Any]) -> str:
     """The first failing phase and CodeBuild's message for it, e.g. "BUILD: COMMAND_EXECUTION_ERROR: ..."."""
     for phase in build.get("phases", []):
         if phase.get("phaseStatus") in _FAILED:
-            context = next((c for c in phase.get("contexts", []) if c.get("message")), {})
+            context: dict[str, Any] = next((c for c in phase.get("contexts", []) if c.get("message")), {})
             detail = f": {context.get('statusCode')}: {context.get('message')}" if context else ""
             return f"the image build failed in its {phase['phaseType']} phase{detail}"
     return f"the image build ended {build['buildStatus']}"

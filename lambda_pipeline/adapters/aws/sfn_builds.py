@@ -9,6 +9,7 @@ record ends no handler recorded, and to start the next queued build) and
 from __future__ import annotations
 
 import builtins
+import datetime
 import logging
 import time
 from typing import Any, Callable
@@ -74,13 +75,13 @@ class StepFunctionsBuilds:
             raise AlreadyRunning(f"build {running[0].number} is still running and this pipeline refuses "
                                  "a second one (builds.when_running = refuse); stop it or wait")
         if running and always_queue and not hyperparameters:
-            queued = ledger.list_builds(1, statuses=(BuildStatus.QUEUED,))  # type: ignore[call-arg]
+            queued = ledger.list_builds(1, statuses=(BuildStatus.QUEUED,))
             if queued:
-                ledger.add_triggers(queued[0].id, triggers)  # type: ignore[attr-defined]
+                ledger.add_triggers(queued[0].id, triggers)
                 ledger.update_build(queued[0].id, reason=f"{queued[0].reason}; {reason.strip()}")
                 return ledger.get_build(queued[0].id)
         build = ledger.create_build(config["pipeline"], source, reason.strip(), hyperparameters)
-        ledger.add_triggers(build.id, triggers)  # type: ignore[attr-defined]
+        ledger.add_triggers(build.id, triggers)
         if not running and self._claim(build):
             self._launch(build)
         return ledger.get_build(build.id)
@@ -93,7 +94,7 @@ class StepFunctionsBuilds:
             pipeline = "unknown"
         ledger = self._ports.ledger
         build = ledger.create_build(pipeline, triggers[0]["source"], reason)
-        ledger.add_triggers(build.id, triggers)  # type: ignore[attr-defined]
+        ledger.add_triggers(build.id, triggers)
         done = ledger.finish_build(build.id, BuildStatus.FAILED, reason=f"the build could not start: {error}",
                                    error_type=type(error).__name__)
         self._notify("build.failed", done)
@@ -141,7 +142,7 @@ class StepFunctionsBuilds:
         updated = desc.get("LastModifiedTime")
         return [EndpointInfo(name=name, status=desc["EndpointStatus"], endpoint_config=desc.get("EndpointConfigName"),
                              model_version=live["version"] if live else None, url=None,
-                             updated_at=updated.timestamp() if hasattr(updated, "timestamp") else None,
+                             updated_at=updated.timestamp() if isinstance(updated, datetime.datetime) else None,
                              failure_reason=desc.get("FailureReason"), build_id=live["build_id"] if live else None)]
 
     def models(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
@@ -181,7 +182,7 @@ class StepFunctionsBuilds:
         ledger = self._ports.ledger
         if self._active() is not None:
             return None
-        queued = ledger.list_builds(10_000, statuses=(BuildStatus.QUEUED,))  # type: ignore[call-arg]
+        queued = ledger.list_builds(10_000, statuses=(BuildStatus.QUEUED,))
         if not queued:
             return None
         build = queued[-1]
@@ -216,7 +217,7 @@ class StepFunctionsBuilds:
 
     def _active(self) -> Build | None:
         """The build holding the launch slot, unless it has ended."""
-        holder = self._ports.ledger.get_state(ACTIVE_SLOT)  # type: ignore[attr-defined]
+        holder = self._ports.ledger.get_state(ACTIVE_SLOT)
         if not holder:
             return None
         try:
@@ -228,7 +229,7 @@ class StepFunctionsBuilds:
     def _claim(self, build: Build) -> bool:
         """Take the launch slot for ``build`` if it is free: one compare-and-swap in the ledger, so of
         two Lambdas starting builds at the same moment exactly one launches; the other's queues."""
-        holder = self._ports.ledger.get_state(ACTIVE_SLOT)  # type: ignore[attr-defined]
+        holder = self._ports.ledger.get_state(ACTIVE_SLOT)
         if holder:
             try:
                 if not self._ports.ledger.get_build(holder).done:
@@ -249,7 +250,7 @@ class StepFunctionsBuilds:
 
     def _latest_active(self) -> Build:
         for status in (BuildStatus.RUNNING, BuildStatus.QUEUED):
-            found = self._ports.ledger.list_builds(1, statuses=(status,))  # type: ignore[call-arg]
+            found = self._ports.ledger.list_builds(1, statuses=(status,))
             if found:
                 return found[0]
         raise NothingToStop("no build is running or queued")
