@@ -59,10 +59,21 @@ class UI:
 class Context:
     """What every command gets: the project, the UI, and the Builds port for that project."""
 
-    def __init__(self, project: Path, ui: UI, debug: bool = False) -> None:
+    def __init__(self, project: Path, ui: UI, debug: bool = False, stack: str | None = None,
+                 region: str | None = None) -> None:
         self.project, self.ui, self.debug = project, ui, debug
+        self.stack, self.region = stack, region
+        self._stack_builds: Any = None
 
-    def builds(self, need_engine: bool = False) -> HttpBuilds | LedgerBuilds:
+    def builds(self, need_engine: bool = False) -> Any:
+        """The Builds port: the deployed stack's with --stack, else the local engine's (or its ledger)."""
+        if self.stack:
+            if self._stack_builds is None:
+                from infrastructure.aws.stacks import aws_errors
+                from lambda_pipeline.adapters.aws.stack import open_stack
+                with aws_errors():
+                    self._stack_builds = open_stack(self.stack, self.region)[0]
+            return self._stack_builds
         url = engine_url(self.project)
         if url is not None:
             return HttpBuilds(url)
@@ -184,7 +195,7 @@ def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
     if not args.wait:
         ctx.ui.say(f"Follow it with `sagebuild status {build.number}` or `sagebuild logs {build.number} --follow`.")
         return 0
-    final = watch(builds, build.id, ctx.ui)
+    final = watch(builds, build.id, ctx.ui, poll=5.0 if ctx.stack else 0.2)
     return 0 if final.status == BuildStatus.SUCCEEDED else 1
 
 
@@ -296,7 +307,7 @@ def cmd_invoke(ctx: Context, args: argparse.Namespace) -> int:
         known = ", ".join(sorted(endpoints)) or "none yet"
         raise NotFound(f"no endpoint {args.endpoint!r} (endpoints: {known})")
     endpoint = endpoints[args.endpoint]
-    if not endpoint.url or endpoint.status != "InService":
+    if (not endpoint.url and not ctx.stack) or endpoint.status not in ("InService", "Updating"):
         raise InvocationError(f"endpoint {args.endpoint} is {endpoint.status}, not InService")
     if args.file:
         try:
@@ -307,7 +318,13 @@ def cmd_invoke(ctx: Context, args: argparse.Namespace) -> int:
         body = args.data.encode()
     stripped = body.lstrip()
     content_type = args.content_type or ("application/json" if stripped[:1] in (b"[", b"{") else "text/csv")
-    _, answer = invoke_endpoint(endpoint.url, body, content_type, args.accept)
+    if ctx.stack:  # SageMaker's InvokeEndpoint
+        status, answer = ctx.builds().ports.hosting.invoke_endpoint(args.endpoint, body, content_type)
+        if status >= 300:
+            raise InvocationError(f"the endpoint answered HTTP {status}: {answer.decode(errors='replace')[:300]}")
+    else:
+        assert endpoint.url is not None
+        _, answer = invoke_endpoint(endpoint.url, body, content_type, args.accept)
     ctx.ui.say(answer.decode(errors="replace").rstrip())
     return 0
 
@@ -317,6 +334,10 @@ def cmd_rollback(ctx: Context, args: argparse.Namespace) -> int:
     plan = builds.plan_rollback(args.version)
     ctx.ui.say(f"Rolling {plan['endpoint']} back from {plan['from']} to {plan['to']} (stored artifact, no retraining)…")
     info = builds.rollback(plan["to"])
+    if info.status == "Updating":  # on AWS the endpoint switches over minutes
+        ctx.ui.say(f"The endpoint is switching to {info.model_version}; it takes a few minutes and a notification "
+                   f"says when it serves. `sagebuild --stack {ctx.stack} live` shows what serves now.")
+        return 0
     ctx.ui.say(f"{info.model_version} is live again on {info.name} ({info.url}); {plan['from']} no longer serves.")
     return 0
 
@@ -381,7 +402,7 @@ def _stack_tool(ctx: Context, args: argparse.Namespace) -> Any:
     import boto3
 
     from infrastructure.aws.stacks import StackTool
-    session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+    session = boto3.session.Session(profile_name=args.profile, region_name=args.region or args.stack_region)
     return StackTool(session, say=ctx.ui.say)
 
 
@@ -435,6 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "or on AWS. Run commands inside a project folder (or pass --project).")
     parser.add_argument("--project", default=os.environ.get("SAGEBUILD_PROJECT", "."),
                         help="project folder holding sagebuild.json (default: current folder)")
+    parser.add_argument("--stack", default=os.environ.get("SAGEBUILD_STACK") or None,
+                        help="work with a deployed AWS stack instead of the local engine (start, stop, status, "
+                             "list, logs, endpoints, invoke, rollback, models, live, timeline)")
+    parser.add_argument("--region", dest="stack_region", default=None,
+                        help="the stack's AWS region (default: your AWS configuration's)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -557,7 +583,8 @@ def main(argv: list[str] | None = None, ui: UI | None = None) -> int:
     import logging
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx = Context(Path(args.project).resolve(), ui, args.debug)
+    ctx = Context(Path(args.project).resolve(), ui, args.debug, stack=args.stack,
+                  region=getattr(args, "stack_region", None))
     try:
         return args.func(ctx, args)
     except SageBuildError as exc:

@@ -171,32 +171,13 @@ class SageBuild:
         Lambda functions use, built from the stack's outputs.
 
         Raises:
-            NotFound: no such stack in the region. ConfigError: not a SageBuild stack.
+            NotFound: no such stack in the region. ConfigError: no region, or not a SageBuild stack.
         """
-        import boto3
+        from lambda_pipeline.adapters.aws.stack import open_stack
 
-        from lambda_pipeline.adapters.aws.boto import error_code
-        from lambda_pipeline.adapters.aws.stores import SsmConfigStore
-        from lambda_pipeline.lambda_entry import STACK_OUTPUT_ENV, builds_from_environment
-
-        session = session or boto3.session.Session(region_name=region)
-        if not session.region_name:
-            raise ConfigError(f"no AWS region for stack {name!r}: pass region='eu-west-1' (or set AWS_REGION)")
-        try:
-            stack = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
-        except Exception as exc:
-            if error_code(exc) == "ValidationError":
-                raise NotFound(f"no stack {name!r} in {session.region_name}: deploy one with "
-                               f"`sagebuild aws deploy --stack {name}`") from None
-            raise
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        missing = sorted(k for k in ("StateMachineArn", "LedgerTableName", "ConfigParameterName") if k not in outputs)
-        if missing:
-            raise ConfigError(f"stack {name!r} is not a SageBuild stack (no output {', '.join(missing)})")
-        env = {variable: outputs[key] for key, variable in STACK_OUTPUT_ENV.items() if key in outputs}
-        builds = builds_from_environment(env, session)
-        store = SsmConfigStore(outputs["ConfigParameterName"], boto3_session=session)
-        return cls(builds, ConfigAccess(store, builds), invoker=builds.ports.hosting.invoke_endpoint)
+        builds, _ = open_stack(name, region, session)
+        # The config store is the stack's SSM parameter (SsmConfigStore): read, validated, written.
+        return cls(builds, ConfigAccess(builds.ports.config, builds), invoker=builds.ports.hosting.invoke_endpoint)
 
     # -- what the voice can do ------------------------------------------------------------
     def start(self, reason: str = "started from a notebook", hyperparameters: dict[str, Any] | None = None) -> BuildResult:

@@ -346,11 +346,10 @@ def test_the_skill_on_lambda_answers_from_the_stack(aws, monkeypatch):
     assert "build 1 passed" in status["response"]["outputSpeech"]["ssml"].lower(), status
 
 
-def test_the_notebook_client_works_against_a_stack(aws):
-    """SageBuild.from_stack reads a stack's outputs and uses the same adapters as its Lambdas."""
+@pytest.fixture
+def sim_stack(aws):
+    """A CloudFormation stack whose outputs name the simulated account's resources, as a deployed one does."""
     engine, arn, ports, sqs, queue, ssm = aws
-    from sagebuild.client import SageBuild
-    from lambda_pipeline.errors import NotFound
     topic = boto3.client("sns", region_name=REGION).list_topics()["Topics"][0]["TopicArn"]
     outputs = {"StateMachineArn": arn, "LedgerTableName": "sim-ledger", "ConfigParameterName": "/sagebuild/sim/config",
                "ArtifactsBucket": "sim-artifacts", "StatusTopicArn": topic, "SageMakerRoleArn": ROLE,
@@ -358,6 +357,14 @@ def test_the_notebook_client_works_against_a_stack(aws):
     template = {"Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
                 "Outputs": {k: {"Value": v} for k, v in outputs.items()}}
     boto3.client("cloudformation", region_name=REGION).create_stack(StackName="sim", TemplateBody=json.dumps(template))
+    return aws
+
+
+def test_the_notebook_client_works_against_a_stack(sim_stack):
+    """SageBuild.from_stack reads a stack's outputs and uses the same adapters as its Lambdas."""
+    engine, arn, ports, sqs, queue, ssm = sim_stack
+    from sagebuild.client import SageBuild
+    from lambda_pipeline.errors import NotFound
     sb = SageBuild.from_stack("sim", region=REGION)
     assert sb.config.get()["pipeline"] == "sim"
     sb.config.set({"training.hyperparameters.n-estimators": 9})
@@ -373,3 +380,32 @@ def test_the_notebook_client_works_against_a_stack(aws):
     assert sb.invoke("1,2,3") == "body"  # moto's SageMaker runtime answers every call with this canned body
     with pytest.raises(NotFound, match="no stack 'missing'"):
         SageBuild.from_stack("missing", region=REGION)
+
+
+def test_the_cli_works_against_a_stack(sim_stack, tmp_path):
+    engine, arn, ports, *_ = sim_stack
+    from sagebuild.cli import UI, main
+
+    def cli(*args):
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["--project", str(tmp_path), "--stack", "sim", "--region", REGION, *args], ui=UI(out, err))
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, err = cli("start", "--reason", "from the terminal", "--hp", "n-estimators=11")
+    assert code == 0 and out.startswith("Started build #1 ("), err
+    build = finished(ports, ports.ledger.get_build(1).id)
+    assert build.status == "SUCCEEDED" and build.hyperparameters == {"n-estimators": 11}
+    code, out, err = cli("list")
+    assert code == 0 and "from the terminal" in out and "SUCCEEDED" in out
+    code, out, err = cli("status", "1", "--json")
+    assert code == 0 and json.loads(out)["status"] == "SUCCEEDED"
+    code, out, err = cli("endpoints")
+    assert code == 0 and out.split()[:3] == ["sim-endpoint", "InService", "v1"]
+    code, out, err = cli("invoke", "sim-endpoint", "--data", "1,2,3")
+    assert code == 0 and out.strip() == "body"  # moto's canned SageMaker runtime answer
+    code, out, err = cli("live")
+    assert code == 0 and out.startswith("v1 is live on sim-endpoint")
+    code, out, err = cli("stop")
+    assert code == 1 and "no build is running or queued" in err
+    code, out, err = main(["--stack", "nope", "--region", REGION, "list"], ui=UI(io.StringIO(), err_stream := io.StringIO())), None, None
+    assert code == 2 and "no stack 'nope' in us-east-1" in err_stream.getvalue()
