@@ -12,11 +12,12 @@ from typing import Any, Callable
 
 from lambda_pipeline.definition import render_definition
 from lambda_pipeline import rollbacks
+from lambda_pipeline.builds_base import LedgerBackedBuilds
 from lambda_pipeline.errors import AlreadyRunning, ConfigError, DeployFailed, NothingToStop
 from lambda_pipeline.rollbacks import normalize_version
-from lambda_pipeline.model import Build, BuildStatus, EndpointInfo, LogChunk
+from lambda_pipeline.model import Build, BuildStatus, EndpointInfo
 from lambda_pipeline.ports import Ports
-from lambda_pipeline.steps.handlers import apply_overrides, notification_payload
+from lambda_pipeline.steps.handlers import apply_overrides
 
 from .engine import Engine
 
@@ -29,7 +30,7 @@ _EXECUTION_TO_BUILD = {"SUCCEEDED": BuildStatus.SUCCEEDED, "FAILED": BuildStatus
 STATE_MACHINE = "sagebuild-build"
 
 
-class EngineBuilds:
+class EngineBuilds(LedgerBackedBuilds):
     """The Builds port, served by the engine process."""
 
     def __init__(self, engine: Engine, ports: Ports, clock: Callable[[], float] = time.time,
@@ -51,12 +52,8 @@ class EngineBuilds:
         ``triggers`` are what caused it (default: one, from ``source`` and ``reason``); automatic
         triggers pass ``always_queue`` so they queue even where people are refused.
         """
-        if not isinstance(reason, str) or not reason.strip():
-            raise ConfigError("a build needs a reason: say why you start it")
+        config = self._start_config(reason, hyperparameters)
         hyperparameters = hyperparameters or {}
-        if not isinstance(hyperparameters, dict):
-            raise ConfigError("hyperparameters must be an object of name -> value")
-        config = apply_overrides(self._ports.config.load(), hyperparameters)
         if config["image"]["build"]:
             raise ConfigError("'image.build' is true, but the local platform trains with the engine's Python "
                               "and builds no images; set it to false locally (CodeBuild builds images on AWS)")
@@ -70,19 +67,6 @@ class EngineBuilds:
             if not running and not self._closed.is_set():  # while closing, it stays queued for the next `up`
                 self._launch(build, config)
         return self._ports.ledger.get_build(build.id)
-
-    def record_rejected(self, reason: str, triggers: list[dict[str, Any]], error: Exception) -> Build:
-        """Triggers that could not start a build: a FAILED build records them and why."""
-        try:
-            pipeline = self._ports.config.load()["pipeline"]
-        except ConfigError:
-            pipeline = "unknown"
-        build = self._ports.ledger.create_build(pipeline, triggers[0]["source"], reason)
-        self._ports.ledger.add_triggers(build.id, triggers)
-        done = self._ports.ledger.finish_build(build.id, BuildStatus.FAILED, reason=f"the build could not start: {error}",
-                                               error_type=type(error).__name__)
-        self._notify("build.failed", done)
-        return done
 
     def attach_triggers(self, build_id: str, triggers: list[dict[str, Any]], reason: str) -> Build:
         """More triggers for a build still queued: recorded on it, its reason updated."""
@@ -110,18 +94,6 @@ class EngineBuilds:
         self._launch_next()
         return done
 
-    def get(self, ref: str | int | None = None) -> Build:
-        return self._ports.ledger.get_build(ref)
-
-    def list(self, limit: int = 20) -> list[Build]:
-        return self._ports.ledger.list_builds(limit)
-
-    def logs(self, ref: str | int | None = None, offset: int = 0) -> LogChunk:
-        build = self._ports.ledger.get_build(ref)
-        if not build.training_job:
-            return LogChunk(text="", next_offset=offset, complete=build.done)
-        return self._ports.training.read_log(build.training_job, offset)
-
     def endpoints(self) -> list[EndpointInfo]:
         out = []
         for desc in self._ports.hosting.list_endpoints():  # type: ignore[attr-defined]
@@ -135,19 +107,6 @@ class EngineBuilds:
         return out
 
     # -- registry and rollback ------------------------------------------------------------
-    def models(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Registered versions, newest first, with the periods each served."""
-        return self._ports.ledger.list_models(limit)
-
-    def live_at(self, when: float) -> dict[str, Any] | None:
-        """The deployment that served the pipeline's endpoint at time ``when``."""
-        endpoint = self._ports.config.load()["deploy"]["endpoint"]
-        return self._ports.ledger.live_at(endpoint, when)
-
-    def plan_rollback(self, version: str | None = None) -> dict[str, Any]:
-        """Which version a rollback would leave and which it would restore; changes nothing."""
-        return rollbacks.plan_rollback(self._ports, version)
-
     def rollback(self, version: str | None = None) -> EndpointInfo:
         """Serve an earlier version again, from its stored artifact (no retraining), blue/green.
 
@@ -257,13 +216,6 @@ class EngineBuilds:
                 return
             self._launch(build, config)
 
-    def _latest_active(self) -> Build:
-        for status in (BuildStatus.RUNNING, BuildStatus.QUEUED):
-            found = self._ports.ledger.list_builds(1, statuses=(status,))
-            if found:
-                return found[0]
-        raise NothingToStop("no build is running or queued")
-
     def _stop_training(self, job: str) -> None:
         """Stop the job and wait until its process is gone (SIGTERM, grace, SIGKILL)."""
         training = self._ports.training
@@ -309,10 +261,3 @@ class EngineBuilds:
                 logger.warning("stopping a training job whose build already ended",
                                extra={"build": build.number, "job": build.training_job})
                 training.stop_training_job(build.training_job)
-
-    def _notify(self, event: str, build: Build) -> None:
-        live = self._ports.ledger.live_deployment(build.endpoint_name) if build.endpoint_name else None
-        try:
-            self._ports.notifier.publish(event, notification_payload(build, live))
-        except Exception:
-            logger.exception("notification failed", extra={"event": event})

@@ -35,7 +35,7 @@ def test_local_needs_a_config_and_says_how_to_connect(tmp_path, project, monkeyp
     for variable in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    with pytest.raises(ConfigError, match="no AWS region for stack 'prod': pass region="):
+    with pytest.raises(ConfigError, match="no AWS region for stack 'prod': pass a region"):
         SageBuild.from_stack("prod")  # (against a stack: tests/functional/test_aws_builds.py)
 
 

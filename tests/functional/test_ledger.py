@@ -175,9 +175,8 @@ def test_registry_records_models(ledger):
     assert ledger.get_model("v9") is None
 
 
+@pytest.mark.parametrize("ledger", ["dynamodb"], indirect=True)  # only it is shared by concurrent Lambdas
 def test_dynamodb_state_compare_and_swap(ledger):
-    if not hasattr(ledger, "swap_state"):
-        pytest.skip("only the DynamoDB ledger is shared by concurrent processes (Lambdas)")
     assert ledger.swap_state("slot", None, "b1")
     assert not ledger.swap_state("slot", None, "b2")  # taken
     assert not ledger.swap_state("slot", "b9", "b2")  # not what it holds

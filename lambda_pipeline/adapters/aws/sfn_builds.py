@@ -16,9 +16,10 @@ from typing import Any, Callable
 
 from ... import rollbacks
 from ...errors import AlreadyRunning, ConfigError, NothingToStop, NotFound
-from ...model import Build, BuildStatus, EndpointInfo, LogChunk
+from ...model import Build, BuildStatus, EndpointInfo
 from ...ports import Ports
-from ...steps.handlers import apply_overrides, notification_payload
+from ...builds_base import LedgerBackedBuilds
+from ...steps.handlers import apply_overrides
 from .boto import client as _client, error_code, translate
 
 __all__ = ["StepFunctionsBuilds", "execution_name"]
@@ -35,7 +36,7 @@ def execution_name(build: Build) -> str:
     return f"build-{build.number}-{build.id}"[:80]
 
 
-class StepFunctionsBuilds:
+class StepFunctionsBuilds(LedgerBackedBuilds):
     """The Builds port over one stack's state machine and ledger.
 
     Args:
@@ -62,12 +63,8 @@ class StepFunctionsBuilds:
         Automatic triggers pass ``always_queue``: they queue even where people are refused, and
         join the one queued build if there is one (its reason lists them all).
         """
-        if not isinstance(reason, str) or not reason.strip():
-            raise ConfigError("a build needs a reason: say why you start it")
+        config = self._start_config(reason, hyperparameters)
         hyperparameters = hyperparameters or {}
-        if not isinstance(hyperparameters, dict):
-            raise ConfigError("hyperparameters must be an object of name -> value")
-        config = apply_overrides(self._ports.config.load(), hyperparameters)
         ledger = self._ports.ledger
         triggers = triggers or [{"source": source, "reason": reason.strip()}]
         running = [b for b in [self._active()] if b is not None]
@@ -85,20 +82,6 @@ class StepFunctionsBuilds:
         if not running and self._claim(build):
             self._launch(build)
         return ledger.get_build(build.id)
-
-    def record_rejected(self, reason: str, triggers: builtins.list[dict[str, Any]], error: Exception) -> Build:
-        """Triggers that could not start a build: a FAILED build records them and why."""
-        try:
-            pipeline = self._ports.config.load()["pipeline"]
-        except ConfigError:
-            pipeline = "unknown"
-        ledger = self._ports.ledger
-        build = ledger.create_build(pipeline, triggers[0]["source"], reason)
-        ledger.add_triggers(build.id, triggers)
-        done = ledger.finish_build(build.id, BuildStatus.FAILED, reason=f"the build could not start: {error}",
-                                   error_type=type(error).__name__)
-        self._notify("build.failed", done)
-        return done
 
     def stop(self, ref: str | int | None = None) -> Build:
         """Stop a queued or running build: its training job and execution end, the endpoint stays."""
@@ -120,18 +103,6 @@ class StepFunctionsBuilds:
         self._notify("build.stopped", done)
         return done
 
-    def get(self, ref: str | int | None = None) -> Build:
-        return self._ports.ledger.get_build(ref)
-
-    def list(self, limit: int = 20) -> builtins.list[Build]:
-        return self._ports.ledger.list_builds(limit)
-
-    def logs(self, ref: str | int | None = None, offset: int = 0) -> LogChunk:
-        build = self._ports.ledger.get_build(ref)
-        if not build.training_job:
-            return LogChunk(text="", next_offset=offset, complete=build.done)
-        return self._ports.training.read_log(build.training_job, offset)
-
     def endpoints(self) -> builtins.list[EndpointInfo]:
         """The stack's endpoint (one per stack), with the version the registry says it serves."""
         name = self._ports.config.load()["deploy"]["endpoint"]
@@ -144,15 +115,6 @@ class StepFunctionsBuilds:
                              model_version=live["version"] if live else None, url=None,
                              updated_at=updated.timestamp() if isinstance(updated, datetime.datetime) else None,
                              failure_reason=desc.get("FailureReason"), build_id=live["build_id"] if live else None)]
-
-    def models(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
-        return self._ports.ledger.list_models(limit)
-
-    def live_at(self, when: float) -> dict[str, Any] | None:
-        return self._ports.ledger.live_at(self._ports.config.load()["deploy"]["endpoint"], when)
-
-    def plan_rollback(self, version: str | None = None) -> dict[str, Any]:
-        return rollbacks.plan_rollback(self._ports, version)
 
     def rollback(self, version: str | None = None) -> EndpointInfo:
         """Start the swap back and return at once (SageMaker takes minutes; Alexa waits 8 s).
@@ -247,17 +209,3 @@ class StepFunctionsBuilds:
         except Exception:
             logger.warning("no build for execution", extra={"execution": execution_arn})
             return None
-
-    def _latest_active(self) -> Build:
-        for status in (BuildStatus.RUNNING, BuildStatus.QUEUED):
-            found = self._ports.ledger.list_builds(1, statuses=(status,))
-            if found:
-                return found[0]
-        raise NothingToStop("no build is running or queued")
-
-    def _notify(self, event: str, build: Build) -> None:
-        live = self._ports.ledger.live_deployment(build.endpoint_name) if build.endpoint_name else None
-        try:
-            self._ports.notifier.publish(event, notification_payload(build, live))
-        except Exception:
-            logger.exception("notification failed", extra={"event": event})
