@@ -111,6 +111,35 @@ def test_of_many_lambdas_starting_builds_at_once_exactly_one_launches(aws):
     assert len(executions) == 1
 
 
+def test_automatic_triggers_arriving_at_once_share_one_queued_build(aws):
+    import threading
+    engine, arn, ports, *_ = aws
+    running = a_running_build(ports, arn)
+    barrier = threading.Barrier(6)
+    ids, errors = [], []
+
+    def one(i):
+        builds = StepFunctionsBuilds(lambda_entry.ports_from_environment(), arn)
+        barrier.wait()
+        try:
+            ids.append(builds.start(f"new data: file {i}", source="data", always_queue=True).id)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(ids) == 6
+    assert len(set(ids)) == 1  # one queued build...
+    queued = ports.ledger.get_build(ids[0])
+    assert queued.status == "QUEUED" and queued.id != running.id
+    assert sorted(t["reason"] for t in ports.ledger.triggers_of(queued.id)) == [f"new data: file {i}" for i in range(6)]
+    assert sorted(queued.reason.split("; ")) == [f"new data: file {i}" for i in range(6)]  # ...naming every trigger
+    assert [b.status for b in ports.ledger.list_builds(10)].count("QUEUED") == 1
+
+
 def test_a_refusing_pipeline_refuses_people_but_queues_automatic_triggers(aws):
     engine, arn, ports, sqs, queue, ssm = aws
     ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,

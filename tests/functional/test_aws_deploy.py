@@ -4,7 +4,6 @@ failure path against botocore's Stubber, and the Lambda zip imported in a bare i
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -40,7 +39,8 @@ def account(tmp_path, monkeypatch):
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     project = tmp_path / "wine"
-    shutil.copytree(ROOT / "examples" / "wine", project)
+    code, out, err = run(tmp_path, "init", str(project), "--example", "wine")  # as a user would, data included
+    assert code == 0, err
     template = tmp_path / "moto.yaml"
     tpl, _ = unmodelled(yaml.safe_load(render_template()))
     template.write_text(yaml.safe_dump(tpl))

@@ -12,10 +12,11 @@ import builtins
 import datetime
 import logging
 import time
+import uuid
 from typing import Any, Callable
 
 from ... import rollbacks
-from ...errors import AlreadyRunning, ConfigError, NothingToStop, NotFound
+from ...errors import AlreadyRunning, ConfigError, NothingToStop, NotFound, TransientError
 from ...model import Build, BuildStatus, EndpointInfo
 from ...ports import Ports
 from ...builds_base import LedgerBackedBuilds
@@ -27,6 +28,7 @@ __all__ = ["StepFunctionsBuilds", "execution_name"]
 logger = logging.getLogger(__name__)
 
 ACTIVE_SLOT = "launch-slot"  # ledger state: the id of the build that runs (or is being launched)
+QUEUE_SLOT = "queue-slot"  # ledger state: the queued build automatic triggers join
 _EXECUTION_TO_BUILD = {"SUCCEEDED": BuildStatus.SUCCEEDED, "FAILED": BuildStatus.FAILED,
                        "TIMED_OUT": BuildStatus.FAILED, "ABORTED": BuildStatus.ABORTED}
 
@@ -71,14 +73,15 @@ class StepFunctionsBuilds(LedgerBackedBuilds):
         if running and config["builds"]["when_running"] == "refuse" and not always_queue:
             raise AlreadyRunning(f"build {running[0].number} is still running and this pipeline refuses "
                                  "a second one (builds.when_running = refuse); stop it or wait")
+        token = None
         if running and always_queue and not hyperparameters:
-            queued = ledger.list_builds(1, statuses=(BuildStatus.QUEUED,))
-            if queued:
-                ledger.add_triggers(queued[0].id, triggers)
-                ledger.update_build(queued[0].id, reason=f"{queued[0].reason}; {reason.strip()}")
-                return ledger.get_build(queued[0].id)
+            joined, token = self._join_queued(triggers)
+            if joined is not None:
+                return joined
         build = ledger.create_build(config["pipeline"], source, reason.strip(), hyperparameters)
         ledger.add_triggers(build.id, triggers)
+        if token is not None:  # we hold the queue slot: from now on triggers join this build
+            ledger.swap_state(QUEUE_SLOT, token, build.id)  # type: ignore[attr-defined]
         if not running and self._claim(build):
             self._launch(build)
         return ledger.get_build(build.id)
@@ -176,6 +179,48 @@ class StepFunctionsBuilds(LedgerBackedBuilds):
         ledger.update_build(build.id, execution_arn=answer["executionArn"])
         logger.info("build started", extra={"build": build.number, "execution": answer["executionArn"]})
         self._notify("build.started", ledger.get_build(build.id))
+
+    def _join_queued(self, triggers: builtins.list[dict[str, Any]]) -> tuple[Build | None, str | None]:
+        """Join the one queued build automatic triggers share, or take the queue slot to make it.
+
+        Returns (the build joined, None) or (None, the slot token the caller swaps for its new
+        build's id). The slot is a compare-and-swap in the ledger, so concurrent launch Lambdas
+        agree on one queued build; a token left by a Lambda that died is taken over after 30 s.
+        """
+        ledger = self._ports.ledger
+        for _ in range(100):
+            holder = ledger.get_state(QUEUE_SLOT)
+            if holder and holder.startswith("pending:"):
+                if self._clock() - float(holder.split(":")[1]) < 30:
+                    time.sleep(0.05)  # another Lambda is creating the queued build right now
+                    continue
+                holder_build = None
+            else:
+                holder_build = self._queued(holder)
+            if holder_build is None:  # no slot yet, or its build started: adopt a queued build
+                existing = ledger.list_builds(1, statuses=(BuildStatus.QUEUED,))
+                if existing and ledger.swap_state(QUEUE_SLOT, holder, existing[0].id):  # type: ignore[attr-defined]
+                    holder_build = existing[0]
+                elif existing:
+                    continue
+            if holder_build is not None:
+                ledger.add_triggers(holder_build.id, triggers)
+                reasons = [t["reason"] for t in ledger.triggers_of(holder_build.id)]
+                ledger.update_build(holder_build.id, reason="; ".join(reasons))
+                return ledger.get_build(holder_build.id), None
+            token = f"pending:{self._clock():.3f}:{uuid.uuid4().hex[:8]}"
+            if ledger.swap_state(QUEUE_SLOT, holder, token):  # type: ignore[attr-defined]
+                return None, token
+        raise TransientError("the queue slot kept changing; the trigger will be retried")
+
+    def _queued(self, build_id: str | None) -> Build | None:
+        if not build_id:
+            return None
+        try:
+            build = self._ports.ledger.get_build(build_id)
+        except NotFound:
+            return None
+        return build if build.status == BuildStatus.QUEUED else None
 
     def _active(self) -> Build | None:
         """The build holding the launch slot, unless it has ended."""
