@@ -140,6 +140,19 @@ def test_automatic_triggers_arriving_at_once_share_one_queued_build(aws):
     assert [b.status for b in ports.ledger.list_builds(10)].count("QUEUED") == 1
 
 
+def test_a_build_left_queued_by_a_missed_end_starts_first_next_time(aws):
+    """The running build ended just before another was queued, so its end event launched nothing."""
+    engine, arn, ports, *_ = aws
+    builds = builds_of(arn, ports)
+    ended = a_running_build(ports, arn)
+    left = ports.ledger.create_build("sim", "data", "queued while it was ending")
+    ports.ledger.finish_build(ended.id, "SUCCEEDED")
+    newer = builds.start("a person asked")
+    assert ports.ledger.get_build(left.id).status == "RUNNING"  # oldest first
+    assert newer.status == "QUEUED"
+    finished(ports, left.id)
+
+
 def test_a_refusing_pipeline_refuses_people_but_queues_automatic_triggers(aws):
     engine, arn, ports, sqs, queue, ssm = aws
     ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,

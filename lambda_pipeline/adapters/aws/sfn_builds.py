@@ -82,8 +82,9 @@ class StepFunctionsBuilds(LedgerBackedBuilds):
         ledger.add_triggers(build.id, triggers)
         if token is not None:  # we hold the queue slot: from now on triggers join this build
             ledger.swap_state(QUEUE_SLOT, token, build.id)  # type: ignore[attr-defined]
-        if not running and self._claim(build):
-            self._launch(build)
+        # Oldest first: this build, or one queued before it whose launch an ending build's event
+        # missed (it ended a moment before that build was queued).
+        self.launch_next()
         return ledger.get_build(build.id)
 
     def stop(self, ref: str | int | None = None) -> Build:
