@@ -113,6 +113,12 @@ def _triggers_of(event: dict[str, Any]) -> list[dict[str, Any]]:
                                  "reason": str(body.get("reason") or "launch message"), "received_at": now})
             else:
                 triggers.append({"source": "launch", "reason": str(body).strip() or "launch message", "received_at": now})
+    if not triggers and event.get("source") == "aws.codecommit":  # the optional CodeCommit push rule
+        detail = event.get("detail") or {}
+        commit, branch = str(detail.get("commitId") or ""), str(detail.get("referenceName") or "")
+        triggers.append({"source": "git", "reason": f"push of {commit[:8]} to {branch} ({detail.get('repositoryName')})",
+                         "details": {"commit": commit, "branch": branch, "repository": detail.get("repositoryName")},
+                         "received_at": now})
     if not triggers and event.get("source") == "schedule":
         triggers.append({"source": "schedule", "reason": str(event.get("reason") or "scheduled build"),
                          "received_at": now})

@@ -250,7 +250,7 @@ def test_a_failed_rollback_is_reported_and_changes_nothing(aws):
     assert message["payload"]["reason"] == "the container did not pass the ping health check"
 
 
-def test_launch_starts_builds_from_s3_uploads_the_launch_topic_and_the_schedule(aws):
+def test_launch_starts_builds_from_s3_the_launch_topic_codecommit_and_the_schedule(aws):
     engine, arn, ports, *_ = aws
     s3_event = {"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "sim-data"},
                                                              "object": {"key": "data/train/new+rows.csv"}}}]}
@@ -268,6 +268,16 @@ def test_launch_starts_builds_from_s3_uploads_the_launch_topic_and_the_schedule(
     build = ports.ledger.get_build(queued["build"])
     assert [t["source"] for t in ports.ledger.triggers_of(build.id)] == ["launch", "launch"]
     finished(ports, first.id)
+    builds_of(arn, ports).launch_next()  # what the first one's end event does on AWS
+    finished(ports, build.id)
+    pushed = lambda_entry.launch({"source": "aws.codecommit", "detail-type": "CodeCommit Repository State Change",
+                                  "detail": {"event": "referenceUpdated", "repositoryName": "wine",
+                                             "referenceType": "branch", "referenceName": "main",
+                                             "commitId": "89abcdef01234567"}})
+    assert pushed["reason"] == "push of 89abcdef to main (wine)"
+    (trigger,) = ports.ledger.triggers_of(ports.ledger.get_build(pushed["build"]).id)
+    assert trigger["source"] == "git" and trigger["details"]["commit"] == "89abcdef01234567"
+    finished(ports, ports.ledger.get_build(pushed["build"]).id)
     scheduled = lambda_entry.launch({"source": "schedule", "reason": "scheduled build"})
     assert ports.ledger.get_build(scheduled["build"]).trigger_source == "schedule"
     with pytest.raises(ValueError, match="not a launch event"):

@@ -135,7 +135,8 @@ def test_the_template_deploys_into_moto_as_dev_and_prod():
             assert described["StackStatus"] == "CREATE_COMPLETE"
             summaries = cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
             created = {r["LogicalResourceId"] for r in summaries if r["LogicalResourceId"]}  # moto lists 2 unnamed extras
-            conditional_off = {"ScheduleRule", "LaunchFromSchedulePermission"}  # no ScheduleExpression given
+            conditional_off = {"ScheduleRule", "LaunchFromSchedulePermission",  # no ScheduleExpression given
+                               "CodeCommitPushRule", "LaunchFromCodeCommitPermission"}  # no CodeCommit repository
             assert created == set(tpl["Resources"]) - conditional_off
             outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
             assert outputs["EndpointName"] == f"{stack}-endpoint"
