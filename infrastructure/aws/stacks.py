@@ -39,8 +39,8 @@ def aws_errors() -> Iterator[None]:
     try:
         yield
     except NoCredentialsError:
-        raise ConfigError("no AWS credentials: run `aws configure`, pass --profile, or set AWS_ACCESS_KEY_ID "
-                          "and AWS_SECRET_ACCESS_KEY") from None
+        raise ConfigError("no AWS credentials: run `aws configure`, or set AWS_PROFILE (`sagebuild aws` commands "
+                          "also take --profile), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise SageBuildError(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}") from None
