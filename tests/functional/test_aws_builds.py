@@ -81,30 +81,36 @@ def test_builds_queue_behind_the_running_one_coalesce_and_start_when_it_ends(aws
     assert again == {"recorded": None}  # EventBridge may deliver twice; the first record stands
 
 
-def test_of_many_lambdas_starting_builds_at_once_exactly_one_launches(aws):
-    """Each Lambda is its own process on AWS; threads with their own clients stand in for them."""
+def starts_at_once(arn, count, start):
+    """``count`` Lambdas calling ``start(builds, i)`` at the same moment: on AWS each is its own
+    process; here threads, each with its own adapters and clients. Returns the results in order."""
     import threading
-    engine, arn, ports, sqs, queue, ssm = aws
-    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
-                      Value=json.dumps({**config(), "polling": {"initial_seconds": 600, "max_seconds": 600,
-                                                                "backoff_rate": 1.0}}))
-    barrier = threading.Barrier(6)
-    results, errors = [], []
+    barrier = threading.Barrier(count)
+    results, errors = [None] * count, []
 
     def one(i):
         builds = StepFunctionsBuilds(lambda_entry.ports_from_environment(), arn)
         barrier.wait()
         try:
-            results.append(builds.start(f"person {i}").status)
+            results[i] = start(builds, i)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
     assert not errors
+    return results
+
+
+def test_of_many_lambdas_starting_builds_at_once_exactly_one_launches(aws):
+    engine, arn, ports, sqs, queue, ssm = aws
+    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
+                      Value=json.dumps({**config(), "polling": {"initial_seconds": 600, "max_seconds": 600,
+                                                                "backoff_rate": 1.0}}))
+    results = starts_at_once(arn, 6, lambda builds, i: builds.start(f"person {i}").status)
     assert sorted(results) == ["QUEUED"] * 5 + ["RUNNING"]
     assert [b.status for b in ports.ledger.list_builds(10)].count("RUNNING") == 1
     executions = boto3.client("stepfunctions", region_name=REGION).list_executions(stateMachineArn=arn)["executions"]
@@ -112,26 +118,10 @@ def test_of_many_lambdas_starting_builds_at_once_exactly_one_launches(aws):
 
 
 def test_automatic_triggers_arriving_at_once_share_one_queued_build(aws):
-    import threading
     engine, arn, ports, *_ = aws
     running = a_running_build(ports, arn)
-    barrier = threading.Barrier(6)
-    ids, errors = [], []
-
-    def one(i):
-        builds = StepFunctionsBuilds(lambda_entry.ports_from_environment(), arn)
-        barrier.wait()
-        try:
-            ids.append(builds.start(f"new data: file {i}", source="data", always_queue=True).id)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors and len(ids) == 6
+    ids = starts_at_once(arn, 6, lambda builds, i: builds.start(f"new data: file {i}", source="data",
+                                                                 always_queue=True).id)
     assert len(set(ids)) == 1  # one queued build...
     queued = ports.ledger.get_build(ids[0])
     assert queued.status == "QUEUED" and queued.id != running.id
