@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
-import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
+from lambda_pipeline.adapters.local.tarballs import pack_dir, walk_files
 from lambda_pipeline.config import validate_config
 
 from .package import ROOT
@@ -42,18 +42,11 @@ def aws_config(local: dict[str, Any], stack: str, data_bucket: str, params: dict
     return validate_config(config, f"the config for stack {stack}")
 
 
-def _tar(source: Path, out: Path) -> None:
-    with tarfile.open(out, "w:gz") as tar:
-        for path in sorted(source.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                tar.add(path, arcname=str(path.relative_to(source)))
-
-
 def _zip(source: Path, out: Path) -> None:
+    """CodeBuild's S3 source is a zip; it holds what the tarball holds."""
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(source.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, str(path.relative_to(source)))
+        for full, relative in walk_files(str(source)):
+            archive.write(full, relative)
 
 
 class ProjectUploader:
@@ -101,7 +94,7 @@ class ProjectUploader:
         bucket = outputs["ArtifactsBucket"]
         uploaded = []
         with tempfile.TemporaryDirectory() as tmp:
-            _tar(source.resolve(), Path(tmp) / "sourcedir.tar.gz")
+            pack_dir(str(source.resolve()), str(Path(tmp) / "sourcedir.tar.gz"))
             uploaded.append(self._put(Path(tmp) / "sourcedir.tar.gz", bucket, f"{prefix}/sourcedir.tar.gz"))
             if (source / "Dockerfile").exists():
                 _zip(source.resolve(), Path(tmp) / "image-source.zip")
