@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
+from lambda_pipeline.adapters.aws.stack import describe_stack, stack_outputs, stack_parameters
 from lambda_pipeline.errors import ConfigError, DeployFailed, NotFound, SageBuildError
 
 from .images import resolve_images
@@ -127,12 +128,12 @@ class StackTool:
             since = time.time() - 1
             self.cfn.execute_change_set(StackName=stack, ChangeSetName=change_set)
             self._follow(stack, since)
-        outputs = self.outputs(stack)
+        described = self._described(stack)
+        outputs = stack_outputs(described)
         if project is not None:
             from .project_upload import ProjectUploader
-            stack_params = {p["ParameterKey"]: p.get("ParameterValue", "")
-                            for p in (self._stack(stack) or {}).get("Parameters", [])}
-            ProjectUploader(self._session, self._say).upload(project, stack, outputs, {**stack_params, **params},
+            ProjectUploader(self._session, self._say).upload(project, stack, outputs,
+                                                             {**stack_parameters(described), **params},
                                                              write_config=write_config, upload_data=upload_data)
         return outputs
 
@@ -226,27 +227,22 @@ class StackTool:
             return []
 
     def _stack(self, stack: str) -> dict[str, Any] | None:
-        try:
-            return self.cfn.describe_stacks(StackName=stack)["Stacks"][0]
-        except Exception as exc:
-            if "does not exist" in str(exc):
-                return None
-            raise
+        return describe_stack(self.cfn, stack)
 
-    def outputs(self, stack: str) -> dict[str, str]:
+    def _described(self, stack: str) -> dict[str, Any]:
         desc = self._stack(stack)
         if desc is None:
             raise NotFound(f"no stack {stack!r} in {self.region}")
-        return {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
+        return desc
+
+    def outputs(self, stack: str) -> dict[str, str]:
+        return stack_outputs(self._described(stack))
 
     # -- destroy --------------------------------------------------------------------------
     def destroy(self, stack: str) -> None:
         """Empty the stack's buckets, delete the endpoint, models and configs its builds made, then the stack."""
-        desc = self._stack(stack)
-        if desc is None:
-            raise NotFound(f"no stack {stack!r} in {self.region}")
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
-        params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in desc.get("Parameters", [])}
+        desc = self._described(stack)
+        outputs, params = stack_outputs(desc), stack_parameters(desc)
         buckets = [outputs["ArtifactsBucket"]] if outputs.get("ArtifactsBucket") else []
         if outputs.get("DataBucket") and not params.get("DataBucketName"):
             buckets.append(outputs["DataBucket"])  # created by the stack; a bucket you brought is left alone

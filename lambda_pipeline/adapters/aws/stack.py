@@ -8,7 +8,25 @@ from ...errors import ConfigError, NotFound
 from .boto import error_code
 from .sfn_builds import StepFunctionsBuilds
 
-__all__ = ["open_stack"]
+__all__ = ["open_stack", "describe_stack", "stack_outputs", "stack_parameters"]
+
+
+def describe_stack(cfn: Any, name: str) -> dict[str, Any] | None:
+    """CloudFormation's description of stack ``name``, or None if there is no such stack."""
+    try:
+        return cfn.describe_stacks(StackName=name)["Stacks"][0]
+    except Exception as exc:
+        if error_code(exc) == "ValidationError" and "does not exist" in str(exc):
+            return None
+        raise
+
+
+def stack_outputs(description: dict[str, Any]) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+
+
+def stack_parameters(description: dict[str, Any]) -> dict[str, str]:
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in description.get("Parameters", [])}
 
 
 def open_stack(name: str, region: str | None = None, session: Any = None) -> tuple[StepFunctionsBuilds, dict[str, str]]:
@@ -25,14 +43,11 @@ def open_stack(name: str, region: str | None = None, session: Any = None) -> tup
     if not session.region_name:
         raise ConfigError(f"no AWS region for stack {name!r}: pass a region (--region eu-west-1, "
                           "region='eu-west-1') or set AWS_REGION")
-    try:
-        stack = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
-    except Exception as exc:
-        if error_code(exc) == "ValidationError":
-            raise NotFound(f"no stack {name!r} in {session.region_name}: deploy one with "
-                           f"`sagebuild aws deploy --stack {name}`") from None
-        raise
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    stack = describe_stack(session.client("cloudformation"), name)
+    if stack is None:
+        raise NotFound(f"no stack {name!r} in {session.region_name}: deploy one with "
+                       f"`sagebuild aws deploy --stack {name}`")
+    outputs = stack_outputs(stack)
     missing = sorted(k for k in ("StateMachineArn", "LedgerTableName", "ConfigParameterName") if k not in outputs)
     if missing:
         raise ConfigError(f"stack {name!r} is not a SageBuild stack (no output {', '.join(missing)})")
