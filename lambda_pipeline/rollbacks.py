@@ -20,7 +20,7 @@ __all__ = ["normalize_version", "plan_rollback", "begin_rollback", "record_rollb
 
 logger = logging.getLogger(__name__)
 
-ROLLBACK_CONFIG = re.compile(r"^(?P<model>.+-(?P<version>v\d+))-rollback-\d+$")
+ROLLBACK_CONFIG = re.compile(r"^(?P<pipeline>.+)-(?P<version>v\d+)-rollback-\d+$")
 _DEPLOYING_STEPS = ("Deploy", "VerifyLive", "RollBack")
 
 
@@ -107,7 +107,7 @@ def complete_from_event(ports: Ports, endpoint: str, status: str, config_name: s
     live = ports.ledger.live_deployment(endpoint)
     if live is not None and live["endpoint_config"] == config_name:
         return None
-    plan = {"endpoint": endpoint, "pipeline": match["model"][: -len(match["version"]) - 1],
+    plan = {"endpoint": endpoint, "pipeline": match["pipeline"],
             "from": live["version"] if live else None, "to": match["version"]}
     if status == "InService":
         record_rollback(ports, plan, config_name or "")
