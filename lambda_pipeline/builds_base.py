@@ -12,9 +12,13 @@ from .model import Build, BuildStatus, LogChunk
 from .ports import Ports
 from .steps.handlers import apply_overrides, notification_payload
 
-__all__ = ["LedgerBackedBuilds"]
+__all__ = ["LedgerBackedBuilds", "EXECUTION_TO_BUILD"]
 
 logger = logging.getLogger(__name__)
+
+# A state machine execution's end -> the build's, for ends no handler recorded.
+EXECUTION_TO_BUILD = {"SUCCEEDED": BuildStatus.SUCCEEDED, "FAILED": BuildStatus.FAILED,
+                      "TIMED_OUT": BuildStatus.FAILED, "ABORTED": BuildStatus.ABORTED}
 
 
 class LedgerBackedBuilds:
@@ -29,6 +33,17 @@ class LedgerBackedBuilds:
         if not isinstance(hyperparameters or {}, dict):
             raise ConfigError("hyperparameters must be an object of name -> value")
         return apply_overrides(self._ports.config.load(), hyperparameters or {})
+
+    def _queued_config_or_fail(self, build: Build) -> dict[str, Any] | None:
+        """A queued build's config, checked again as it launches (the config may have changed since it
+        was queued); if it no longer validates the build ends FAILED with the reason, and None."""
+        try:
+            return apply_overrides(self._ports.config.load(), build.hyperparameters)
+        except ConfigError as exc:
+            done = self._ports.ledger.finish_build(build.id, BuildStatus.FAILED, reason=str(exc),
+                                                   error_type="ConfigError")
+            self._notify("build.failed", done)
+            return None
 
     def get(self, ref: str | int | None = None) -> Build:
         return self._ports.ledger.get_build(ref)

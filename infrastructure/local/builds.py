@@ -12,12 +12,11 @@ from typing import Any, Callable
 
 from lambda_pipeline.definition import render_definition
 from lambda_pipeline import rollbacks
-from lambda_pipeline.builds_base import LedgerBackedBuilds
+from lambda_pipeline.builds_base import EXECUTION_TO_BUILD, LedgerBackedBuilds
 from lambda_pipeline.errors import AlreadyRunning, ConfigError, DeployFailed, NothingToStop
 from lambda_pipeline.rollbacks import normalize_version
 from lambda_pipeline.model import Build, BuildStatus, EndpointInfo
 from lambda_pipeline.ports import Ports
-from lambda_pipeline.steps.handlers import apply_overrides
 
 from .engine import Engine
 
@@ -25,8 +24,6 @@ __all__ = ["EngineBuilds", "normalize_version"]
 
 logger = logging.getLogger(__name__)
 
-_EXECUTION_TO_BUILD = {"SUCCEEDED": BuildStatus.SUCCEEDED, "FAILED": BuildStatus.FAILED,
-                       "TIMED_OUT": BuildStatus.FAILED, "ABORTED": BuildStatus.ABORTED}
 STATE_MACHINE = "sagebuild-build"
 
 
@@ -207,14 +204,9 @@ class EngineBuilds(LedgerBackedBuilds):
             if not queued:
                 return
             build = queued[-1]  # oldest first
-            try:
-                config = apply_overrides(self._ports.config.load(), build.hyperparameters)
-            except ConfigError as exc:
-                done = self._ports.ledger.finish_build(build.id, BuildStatus.FAILED, reason=str(exc),
-                                                       error_type="ConfigError")
-                self._notify("build.failed", done)
-                return
-            self._launch(build, config)
+            config = self._queued_config_or_fail(build)
+            if config is not None:
+                self._launch(build, config)
 
     def _stop_training(self, job: str) -> None:
         """Stop the job and wait until its process is gone (SIGTERM, grace, SIGKILL)."""
@@ -240,7 +232,7 @@ class EngineBuilds(LedgerBackedBuilds):
             if not build.execution_arn:
                 continue
             execution = self._engine.describe(build.execution_arn)
-            status = _EXECUTION_TO_BUILD.get(execution["status"])
+            status = EXECUTION_TO_BUILD.get(execution["status"])
             if status is None:
                 continue
             reason = execution.get("cause") or execution.get("error")

@@ -16,11 +16,10 @@ import uuid
 from typing import Any, Callable
 
 from ... import rollbacks
-from ...errors import AlreadyRunning, ConfigError, NothingToStop, NotFound, TransientError
+from ...errors import AlreadyRunning, NothingToStop, NotFound, TransientError
 from ...model import Build, BuildStatus, EndpointInfo
 from ...ports import Ports
-from ...builds_base import LedgerBackedBuilds
-from ...steps.handlers import apply_overrides
+from ...builds_base import EXECUTION_TO_BUILD, LedgerBackedBuilds
 from .boto import client as _client, error_code, translate
 
 __all__ = ["StepFunctionsBuilds", "execution_name"]
@@ -29,8 +28,6 @@ logger = logging.getLogger(__name__)
 
 ACTIVE_SLOT = "launch-slot"  # ledger state: the id of the build that runs (or is being launched)
 QUEUE_SLOT = "queue-slot"  # ledger state: the queued build automatic triggers join
-_EXECUTION_TO_BUILD = {"SUCCEEDED": BuildStatus.SUCCEEDED, "FAILED": BuildStatus.FAILED,
-                       "TIMED_OUT": BuildStatus.FAILED, "ABORTED": BuildStatus.ABORTED}
 
 
 def execution_name(build: Build) -> str:
@@ -69,9 +66,9 @@ class StepFunctionsBuilds(LedgerBackedBuilds):
         hyperparameters = hyperparameters or {}
         ledger = self._ports.ledger
         triggers = triggers or [{"source": source, "reason": reason.strip()}]
-        running = [b for b in [self._active()] if b is not None]
+        running = self._active()
         if running and config["builds"]["when_running"] == "refuse" and not always_queue:
-            raise AlreadyRunning(f"build {running[0].number} is still running and this pipeline refuses "
+            raise AlreadyRunning(f"build {running.number} is still running and this pipeline refuses "
                                  "a second one (builds.when_running = refuse); stop it or wait")
         token = None
         if running and always_queue and not hyperparameters:
@@ -136,7 +133,7 @@ class StepFunctionsBuilds(LedgerBackedBuilds):
         """An execution ended (EventBridge): record it if no handler did, then start the next build."""
         ended = None
         build = self._build_of(execution_arn)
-        target = _EXECUTION_TO_BUILD.get(status)
+        target = EXECUTION_TO_BUILD.get(status)
         if build is not None and target is not None and not build.done:
             ended = self._ports.ledger.finish_build(build.id, target, reason=cause or error, error_type=error)
             self._notify("build.stopped" if target == BuildStatus.ABORTED else "build.failed", ended)
@@ -146,21 +143,18 @@ class StepFunctionsBuilds(LedgerBackedBuilds):
     def launch_next(self) -> Build | None:
         """Start the oldest queued build if none runs (and no other Lambda starts one this moment)."""
         ledger = self._ports.ledger
-        if self._active() is not None:
+        holder, active = self._launch_slot()
+        if active is not None:
             return None
         queued = ledger.list_builds(10_000, statuses=(BuildStatus.QUEUED,))
         if not queued:
             return None
         build = queued[-1]
-        if not self._claim(build):
+        # One compare-and-swap: of Lambdas launching at the same moment exactly one wins; the rest stay queued.
+        if not ledger.swap_state(ACTIVE_SLOT, holder, build.id):  # type: ignore[attr-defined]
             return None
-        try:
-            apply_overrides(self._ports.config.load(), build.hyperparameters)
-        except ConfigError as exc:
-            done = ledger.finish_build(build.id, BuildStatus.FAILED, reason=str(exc), error_type="ConfigError")
-            self._notify("build.failed", done)
-            return done
-        self._launch(build)
+        if self._queued_config_or_fail(build) is not None:
+            self._launch(build)
         return ledger.get_build(build.id)
 
     # -- internals ------------------------------------------------------------------------
@@ -214,37 +208,27 @@ class StepFunctionsBuilds(LedgerBackedBuilds):
                 return None, token
         raise TransientError("the queue slot kept changing; the trigger will be retried")
 
-    def _queued(self, build_id: str | None) -> Build | None:
+    def _build_or_none(self, build_id: str | None) -> Build | None:
         if not build_id:
             return None
         try:
-            build = self._ports.ledger.get_build(build_id)
+            return self._ports.ledger.get_build(build_id)
         except NotFound:
             return None
-        return build if build.status == BuildStatus.QUEUED else None
+
+    def _queued(self, build_id: str | None) -> Build | None:
+        build = self._build_or_none(build_id)
+        return build if build is not None and build.status == BuildStatus.QUEUED else None
+
+    def _launch_slot(self) -> tuple[str | None, Build | None]:
+        """Who holds the launch slot (a build id), and that build unless it has ended."""
+        holder = self._ports.ledger.get_state(ACTIVE_SLOT)
+        build = self._build_or_none(holder)
+        return holder, (build if build is not None and not build.done else None)
 
     def _active(self) -> Build | None:
         """The build holding the launch slot, unless it has ended."""
-        holder = self._ports.ledger.get_state(ACTIVE_SLOT)
-        if not holder:
-            return None
-        try:
-            build = self._ports.ledger.get_build(holder)
-        except NotFound:
-            return None
-        return None if build.done else build
-
-    def _claim(self, build: Build) -> bool:
-        """Take the launch slot for ``build`` if it is free: one compare-and-swap in the ledger, so of
-        two Lambdas starting builds at the same moment exactly one launches; the other's queues."""
-        holder = self._ports.ledger.get_state(ACTIVE_SLOT)
-        if holder:
-            try:
-                if not self._ports.ledger.get_build(holder).done:
-                    return False
-            except NotFound:
-                pass
-        return bool(self._ports.ledger.swap_state(ACTIVE_SLOT, holder, build.id))  # type: ignore[attr-defined]
+        return self._launch_slot()[1]
 
     def _build_of(self, execution_arn: str) -> Build | None:
         name = execution_arn.rsplit(":", 1)[-1]
