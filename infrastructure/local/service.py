@@ -90,13 +90,15 @@ class LocalService:
         artifacts = LocalArtifactStore(str(self.paths.root / "artifacts"))
         config = FileConfigStore(str(self.paths.project))
         self.notifier = ConfiguredNotifier(config.load, notify)
+        self.training = LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
+                                              grace_seconds=grace_seconds)
+        self.hosting = LocalHostingPlatform(str(self.paths.root / "endpoints"), db, artifacts, python=sys.executable)
         self.ports = Ports(
             config=config,
             ledger=SqliteLedger(db),
             artifacts=artifacts,
-            training=LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
-                                           grace_seconds=grace_seconds),
-            hosting=LocalHostingPlatform(str(self.paths.root / "endpoints"), db, artifacts, python=sys.executable),
+            training=self.training,
+            hosting=self.hosting,
             notifier=self.notifier,
             source=ProjectSourceStore(str(self.paths.project), artifacts),
         )
@@ -138,8 +140,8 @@ class LocalService:
     def start(self) -> dict[str, Any]:
         """Recover what a dead engine left, restore endpoints, serve the API. Returns engine info."""
         interrupted = self.builds.recover()
-        killed = self.ports.training.recover()  # type: ignore[attr-defined]
-        restored = self.ports.hosting.restore()  # type: ignore[attr-defined]
+        killed = self.training.recover()
+        restored = self.hosting.restore()
         self.builds.prepare()
         self.api.start()
         self.builds.start_monitor()
@@ -165,8 +167,8 @@ class LocalService:
             self.hub.close()  # waiting triggers become a queued build the next `up` starts
             self.builds.shutdown()
             self.api.stop()
-            self.ports.training.shutdown()  # type: ignore[attr-defined]
-            self.ports.hosting.shutdown()  # type: ignore[attr-defined]
+            self.training.shutdown()
+            self.hosting.shutdown()
             self.notifier.close()
         finally:
             self.engine.close()

@@ -76,6 +76,14 @@ class SageMakerTraining:
                 return
             raise translate(exc, f"could not stop training job {name}") from exc
 
+    def active_jobs(self) -> set[str]:
+        """Names of the jobs still InProgress (one page: the most recent 100)."""
+        try:
+            answer = self._sm.list_training_jobs(StatusEquals="InProgress", MaxResults=100)
+        except Exception as exc:
+            raise translate(exc, "could not list training jobs") from exc
+        return {job["TrainingJobName"] for job in answer.get("TrainingJobSummaries", [])}
+
     def read_log(self, name: str, offset: int = 0) -> LogChunk:
         """The job's CloudWatch log; ``offset`` counts events already read."""
         logs = self._logs or _client("logs", None, self._session)
@@ -171,6 +179,16 @@ class SageMakerHosting:
             if "Could not find endpoint" in str(exc):
                 return None
             raise translate(exc, f"could not describe endpoint {name}") from exc
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        """Summaries (``EndpointName``, ``EndpointStatus``, ``LastModifiedTime``) of the account's
+        endpoints in this region, newest first, at most 1,000."""
+        try:
+            pages = self._sm.get_paginator("list_endpoints").paginate(
+                SortBy="CreationTime", SortOrder="Descending", PaginationConfig={"MaxItems": 1000})
+            return [e for page in pages for e in page["Endpoints"]]
+        except Exception as exc:
+            raise translate(exc, "could not list endpoints") from exc
 
     def ping_endpoint(self, name: str) -> bool:
         """SageMaker pings the container itself; InService is what the outside can see."""
