@@ -182,3 +182,20 @@ def test_explain_ranks_the_top_three_deterministically(locale):
 ])
 def test_parse_number(text, lang, number):
     assert parse_number(text, lang) == number
+
+
+def test_the_readme_utterance_table_is_true():
+    """Every phrase the README's table shows resolves to its row's intent, in its column's locale."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("| intent | en-US | fr-FR | ja-JP |"):]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("| `")]
+    assert len(rows) == 7
+    resolvers = {locale: Resolver(locale) for locale in LOCALES}
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        intent = cells[0].strip("`")
+        for locale, cell in zip(LOCALES, cells[1:]):
+            phrases = re.findall(r"“([^”]+)”", cell)
+            assert len(phrases) >= 3, row
+            for phrase in phrases:
+                assert resolvers[locale].resolve(phrase).intent == intent, (locale, phrase)
