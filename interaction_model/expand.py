@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 __all__ = ["expand_template", "build_model", "render", "GrammarError", "GRAMMAR_DIR", "MODEL_DIR", "LOCALES"]
 
@@ -80,8 +80,8 @@ def _sequence(text: str, pos: int, macros: dict[str, str], depth: int, closing: 
                 raise GrammarError(f"unexpected {ch!r} at {pos} in {text!r}")
             return results, pos
         if ch in "([":
-            end = ")" if ch == "(" else "]"
-            choices, pos = _alternatives(text, pos + 1, macros, depth, end)
+            bracket = ")" if ch == "(" else "]"
+            choices, pos = _alternatives(text, pos + 1, macros, depth, bracket)
             if ch == "[":
                 choices = choices + [""]
             results = [r + c for r in results for c in choices]

@@ -385,8 +385,8 @@ class _Compiled:
             content = "".join(runs)
             for run in runs:
                 tokens[run] = tokens.get(run, 0) + 1
-            for concept, words in concepts.items():
-                if any(w in flat for w in words):
+            for concept, spellings in concepts.items():
+                if any(w in flat for w in spellings):
                     tokens["~" + concept] = 1
             for n in (1, 2, 3):
                 for i in range(len(content) - n + 1):
