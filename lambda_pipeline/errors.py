@@ -52,6 +52,10 @@ class ExecutionAlreadyExists(SageBuildError):
     """An execution of that name exists already: a retried launch of a build that runs."""
 
 
+class Unauthorized(SageBuildError):
+    """The engine's API refused the request: its token is missing or wrong."""
+
+
 class BuildEnded(SageBuildError):
     """The build was stopped or ended while a step was about to start more work."""
 

@@ -74,9 +74,9 @@ class Context:
                 with aws_errors():
                     self._stack_builds = open_stack(self.stack, self.region)[0]
             return self._stack_builds
-        url = engine_url(self.project)
-        if url is not None:
-            return HttpBuilds(url)
+        running = HttpBuilds.of_project(self.project)
+        if running is not None:
+            return running
         if need_engine:
             raise EngineNotRunning(f"the engine is not running for {self.project}: "
                                    "start it with `sagebuild up` (in another terminal)")
@@ -88,17 +88,8 @@ class Context:
 
 def engine_url(project: Path) -> str | None:
     """The API URL of the engine running for ``project``, or None if none is alive."""
-    info_file = project / ".sagebuild" / "engine.json"
-    try:
-        info = json.loads(info_file.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError):
-        return None
-    try:
-        HttpBuilds(info["url"], timeout=3).health()
-    except SageBuildError:
-        return None
-    return info["url"]
+    builds = HttpBuilds.of_project(project)
+    return builds.url if builds is not None else None
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -137,11 +128,11 @@ def cmd_trigger(ctx: Context, args: argparse.Namespace) -> int:
         ctx.ui.say(f"commit on {commit['branch']}, not {branch}: no build")
         return 0
     reason, details = commit_trigger(commit)
-    url = engine_url(ctx.project)
-    if url is None:
+    running = HttpBuilds.of_project(ctx.project)
+    if running is None:
         raise EngineNotRunning(f"the engine is not running for {ctx.project}; this commit starts no build "
                                "(`up` will see it if triggers.git.repo is set)")
-    HttpBuilds(url)._call("POST", "/v1/triggers", {"source": "git", "reason": reason, "details": details})
+    running.submit_trigger("git", reason, details)
     ctx.ui.say(f"build requested: {reason}")
     return 0
 

@@ -149,16 +149,14 @@ class SageBuild:
         Raises:
             ConfigError: no ``sagebuild.json`` there. EngineNotRunning: ``connect`` and none runs.
         """
-        from .cli import engine_url
-
         project = Path(project_dir).resolve()
         if not (project / CONFIG_FILE).exists():
             raise ConfigError(f"no {CONFIG_FILE} in {project}: `sagebuild init` creates one")
         if engine not in ("auto", "connect", "embedded"):
             raise ValueError(f"engine must be 'auto', 'connect' or 'embedded', got {engine!r}")
-        url = engine_url(project) if engine != "embedded" else None
-        if url is not None:
-            builds: Builds = HttpBuilds(url)
+        running = HttpBuilds.of_project(project) if engine != "embedded" else None
+        if running is not None:
+            builds: Builds = running
         elif engine == "connect":
             raise EngineNotRunning(f"no engine runs for {project}: start one with `sagebuild up` there")
         else:

@@ -102,14 +102,12 @@ def cmd_skill_serve(ctx: Any, args: argparse.Namespace) -> int:
     from skill.verification import AlexaRequestVerifier
     from skill.webapp import SkillServer
 
-    from .cli import engine_url
-
-    url = engine_url(ctx.project)
-    if url is None:
+    running = HttpBuilds.of_project(ctx.project)
+    if running is None:
         raise EngineNotRunning(f"the engine is not running for {ctx.project}: start it with `sagebuild up` first")
     settings = _settings(ctx)
     verifier = None if args.no_verify else AlexaRequestVerifier()
-    server = SkillServer(SkillApp(HttpBuilds(url), settings), verifier, port=args.port)
+    server = SkillServer(SkillApp(running, settings), verifier, port=args.port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -151,7 +151,8 @@ def _default_app() -> SkillApp:
             builds = builds_from_environment()
         elif os.environ.get("SAGEBUILD_ENGINE_URL"):
             from lambda_pipeline.adapters.local.http_builds import HttpBuilds
-            builds = HttpBuilds(os.environ["SAGEBUILD_ENGINE_URL"], timeout=5)
+            builds = HttpBuilds(os.environ["SAGEBUILD_ENGINE_URL"], timeout=5,
+                                token=os.environ.get("SAGEBUILD_ENGINE_TOKEN"))
         else:
             raise RuntimeError("neither SAGEBUILD_STATE_MACHINE nor SAGEBUILD_ENGINE_URL is set: "
                                "the skill does not know where builds are")

@@ -1,15 +1,20 @@
 """Fixtures shared by the suites: a prepared copy of the sample project, the engine process."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from tests.helpers import REPO, EngineProcess
+
+# Engines the tests start register in a registry of their own, not the user's (subprocesses inherit it).
+os.environ["SAGEBUILD_HOME"] = tempfile.mkdtemp(prefix="sagebuild-home-")
 
 
 @pytest.fixture(scope="session")

@@ -105,6 +105,7 @@ class EngineProcess:
         self.log = project / "engine-test.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.token = ""
 
     def start(self, timeout: float = 60) -> "EngineProcess":
         info = self.project / ".sagebuild" / "engine.json"
@@ -119,7 +120,7 @@ class EngineProcess:
                 try:
                     data = json.loads(info.read_text())
                     if data["pid"] == self.proc.pid:
-                        self.url = data["url"]
+                        self.url, self.token = data["url"], data["token"]
                         return self
                 except (ValueError, KeyError):
                     pass
@@ -129,7 +130,8 @@ class EngineProcess:
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {self.token}"})
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
 

@@ -18,11 +18,17 @@ Routes (JSON in, JSON out; errors are ``{"error": {"type", "message"}}``):
     GET  /v1/rollback/plan?version=V     {"endpoint", "pipeline", "from", "to"}  changes nothing
     POST /v1/rollback                    {"version"?} -> EndpointInfo  (default: the previous good version)
 
-Status codes: 400 bad request or config, 404 not found, 409 conflict (already running,
-nothing to stop), 500 anything else.
+Status codes: 400 bad request or config, 401 no or a wrong API token, 404 not found, 409 conflict
+(already running, nothing to stop), 500 anything else.
+
+Every ``/v1`` request must carry the engine's token (``Authorization: Bearer <token>``; the
+engine makes a random one at start and keeps it in ``.sagebuild/engine.json`` and the pipeline
+registry, both readable by the user alone), as Jupyter does: other local users and programs
+cannot start or stop builds. ``/launch`` keeps its HMAC signature instead.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -66,8 +72,9 @@ class ApiServer:
     """
 
     def __init__(self, builds: EngineBuilds, port: int = 0, hub: Any = None,
-                 load_config: Any = None) -> None:
+                 load_config: Any = None, token: str | None = None) -> None:
         self._builds = builds
+        self._token = token
         self._hub = hub
         self._load_config = load_config
         self._server = LocalHTTPServer(("127.0.0.1", port), self._handler())
@@ -149,6 +156,12 @@ class ApiServer:
             return 200, b.rollback(str(version) if version is not None else None).to_dict()
         raise NotFound(f"no route {method} {path}")
 
+    def authorized(self, header: str | None) -> bool:
+        """Whether an ``Authorization`` header carries this engine's token (compared in constant time)."""
+        if self._token is None:
+            return True
+        return hmac.compare_digest((header or "").encode(), f"Bearer {self._token}".encode())
+
     def launch(self, raw: bytes, headers: Any) -> tuple[int, Any]:
         """A signed launch message: verify it, then hand its trigger to the hub."""
         if self._hub is None or self._load_config is None:
@@ -195,6 +208,14 @@ class ApiServer:
                 if method == "POST" and url.path == "/launch":
                     self._launch()
                     return
+                if not api.authorized(self.headers.get("Authorization")):
+                    logger.warning("API request without a valid token refused: %s %s (from %s)", method,
+                                   url.path, self.client_address[0])
+                    self._discard_body()
+                    self._reply(401, {"error": {"type": "Unauthorized", "message": (
+                        "this engine's API needs its token (Authorization: Bearer ...), which is in "
+                        ".sagebuild/engine.json; the CLI, the client and the skill send it for you")}})
+                    return
                 try:
                     body = self._body() if method == "POST" else {}
                     status, payload = api.route(method, url.path, parse_qs(url.query), body)
@@ -205,6 +226,11 @@ class ApiServer:
                     payload = {"error": {"type": type(exc).__name__ if not isinstance(exc, _BadRequest)
                                          else "BadRequest", "message": str(exc)}}
                 self._reply(status, payload)
+
+            def _discard_body(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if 0 < length <= _MAX_BODY:
+                    self.rfile.read(length)
 
             def _body(self) -> dict[str, Any]:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -7,10 +7,12 @@ running engine) and ``engine.lock`` (one engine per project).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 import os
+import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from lambda_pipeline.steps import HANDLERS
 from .api import ApiServer
 from .builds import EngineBuilds
 from .engine import Engine
+from .registry import PipelineRegistry, RegisteredPipeline, write_private
 from .triggers import TriggerHub
 from .triggers.data_watch import DataWatcher
 from .triggers.git_watch import GitWatcher
@@ -73,10 +76,12 @@ class LocalService:
         api_port: port of the HTTP API on 127.0.0.1 (0 picks a free one).
         notify: where console notifications go (a line at a time).
         grace_seconds: SIGTERM-to-SIGKILL grace for training jobs.
+        registry_home: the per-user folder of the pipeline registry (default ``$SAGEBUILD_HOME``
+            or ``~/.sagebuild``).
     """
 
     def __init__(self, project_dir: str, api_port: int = 0, notify: Callable[[str], None] | None = None,
-                 grace_seconds: float = 5.0) -> None:
+                 grace_seconds: float = 5.0, registry_home: Path | None = None) -> None:
         self.paths = StatePaths.of(project_dir)
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self._lock_fh = open(self.paths.lock_file, "w")
@@ -106,7 +111,9 @@ class LocalService:
         self.engine = Engine(HANDLERS)
         self.builds = EngineBuilds(self.engine, self.ports)
         self.hub = TriggerHub(self.builds, window=lambda: self._config_value("triggers", "coalesce_seconds", 2.0))
-        self.api = ApiServer(self.builds, port=api_port, hub=self.hub, load_config=config.load)
+        self.token = secrets.token_urlsafe(32)
+        self.registry = PipelineRegistry(registry_home)
+        self.api = ApiServer(self.builds, port=api_port, hub=self.hub, load_config=config.load, token=self.token)
         self.scheduler = Scheduler(schedules=lambda: self._config_value("triggers", "schedule", []),
                                    submit=self.hub.submit, state=self.ports.ledger, notify=self.notifier.publish,
                                    pipeline=lambda: self._config_value("pipeline", None, ""))
@@ -149,13 +156,22 @@ class LocalService:
         self.scheduler.tick()
         self.scheduler.start()
         info = {"pid": os.getpid(), "url": self.api.url, "port": self.api.port, "started_at": time.time(),
-                "project": str(self.paths.project)}
-        tmp = self.paths.engine_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
-        os.replace(tmp, self.paths.engine_file)
+                "project": str(self.paths.project), "token": self.token}
+        write_private(self.paths.engine_file, json.dumps(info, indent=2))
         self._started = True
+        self._register(info)
         info.update(interrupted=[b.number for b in interrupted], killed_jobs=killed, endpoints=restored)
         return info
+
+    def _register(self, info: dict[str, Any]) -> None:
+        """Make this pipeline findable from any folder (`say`, `skill serve`, `pipelines`)."""
+        name = self._config_value("pipeline", None, "") or self.paths.project.name
+        try:
+            self.registry.register(RegisteredPipeline(name=name, project=info["project"], url=info["url"],
+                                                      pid=info["pid"], token=self.token,
+                                                      started_at=info["started_at"]))
+        except OSError:
+            logger.warning("could not register the pipeline", exc_info=True)
 
     def close(self) -> None:
         """Stop builds (recorded as interrupted), endpoints and the API; release the project."""
@@ -175,6 +191,8 @@ class LocalService:
             runtime.uninstall()
             if self._started:
                 self.paths.engine_file.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.registry.unregister(str(self.paths.project), os.getpid())
             fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
             self._lock_fh.close()
 

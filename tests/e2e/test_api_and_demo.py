@@ -10,9 +10,14 @@ from tests.helpers import SAGEBUILD, cli
 pytestmark = pytest.mark.e2e
 
 
-def raw(engine, method, path, body: bytes | None = None):
-    req = urllib.request.Request(engine.url + path, data=body, method=method,
-                                 headers={"Content-Type": "application/json"})
+_ENGINES = object()  # raw()'s default: the engine's own token
+
+
+def raw(engine, method, path, body: bytes | None = None, token: object = _ENGINES):
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {engine.token if token is _ENGINES else token}"
+    req = urllib.request.Request(engine.url + path, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -35,6 +40,27 @@ def test_api_errors_are_json_with_the_right_status(engine):
     status, body = raw(engine, "POST", "/v1/builds/current/stop", b"{}")
     assert status == 409 and body["error"]["message"] == "no build is running or queued"
     assert raw(engine, "GET", "/v1/health")[1]["status"] == "ok"
+
+
+def test_the_api_refuses_requests_without_the_engines_token_and_keeps_it_private(project, engine):
+    import os
+    import stat
+    from infrastructure.local.registry import PipelineRegistry
+    for token in (None, "", "not-the-token", engine.token[:-1]):
+        status, body = raw(engine, "POST", "/v1/builds", json.dumps({"reason": "sneaky"}).encode(), token=token)
+        assert status == 401 and body["error"]["type"] == "Unauthorized"
+        assert raw(engine, "GET", "/v1/builds", token=token)[0] == 401
+    assert raw(engine, "GET", "/v1/builds")[1]["builds"] == []  # nothing was started
+    assert "API request without a valid token refused: POST /v1/builds" in engine.log.read_text()
+    info = project / ".sagebuild" / "engine.json"
+    assert stat.S_IMODE(os.stat(info).st_mode) == 0o600
+    registry = PipelineRegistry()
+    assert stat.S_IMODE(os.stat(registry.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(registry.home).st_mode) == 0o700
+    (entry,) = [e for e in registry.entries(check_health=True) if e.project == str(project)]
+    assert entry.name == "wine-classifier" and entry.url == engine.url and entry.token == engine.token
+    # The CLI sends the token without the user seeing it:
+    assert cli(project, "list").returncode == 0
 
 
 def test_status_and_logs_read_the_ledger_when_the_engine_is_down(project, engine):

@@ -147,6 +147,7 @@ def test_zero_failed_requests_during_a_rollback_under_load(three_versions):
 def test_voice_rollback_asks_first_naming_the_version(three_versions, monkeypatch, locale):
     engine = three_versions
     monkeypatch.setenv("SAGEBUILD_ENGINE_URL", engine.url)
+    monkeypatch.setenv("SAGEBUILD_ENGINE_TOKEN", engine.token)
     monkeypatch.setenv("SKILL_ID", LOCAL_SKILL_ID)
     monkeypatch.setenv("ALLOWED_USER_IDS", LOCAL_USER_ID)
     monkeypatch.setenv("PIPELINE_NAME", "wine-classifier")

@@ -47,6 +47,7 @@ def voice(monkeypatch):
     """Calls lambda_handler as Lambda would, configured by environment variables."""
     def configure(engine, users=LOCAL_USER_ID, others="true"):
         monkeypatch.setenv("SAGEBUILD_ENGINE_URL", engine.url if engine else "http://127.0.0.1:9")
+        monkeypatch.setenv("SAGEBUILD_ENGINE_TOKEN", engine.token if engine else "")
         monkeypatch.setenv("SKILL_ID", LOCAL_SKILL_ID)
         monkeypatch.setenv("ALLOWED_USER_IDS", users)
         monkeypatch.setenv("OTHERS_CAN_QUERY", others)

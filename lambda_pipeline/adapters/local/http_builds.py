@@ -4,9 +4,11 @@ from __future__ import annotations
 import builtins
 
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from ... import errors
@@ -17,11 +19,38 @@ __all__ = ["HttpBuilds"]
 
 
 class HttpBuilds:
-    """Talks to a running engine; domain errors come back as the same exception classes."""
+    """Talks to a running engine; domain errors come back as the same exception classes.
 
-    def __init__(self, url: str, timeout: float = 180.0) -> None:
+    Args:
+        url: the engine's API address.
+        token: the engine's API token (``.sagebuild/engine.json``); every request carries it.
+    """
+
+    def __init__(self, url: str, timeout: float = 180.0, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout
+        self._token = token
+
+    @classmethod
+    def of_project(cls, project_dir: str | os.PathLike[str], timeout: float = 180.0) -> "HttpBuilds | None":
+        """The engine running for a project (from its ``.sagebuild/engine.json``), or None if none
+        answers there."""
+        try:
+            info = json.loads((Path(project_dir) / ".sagebuild" / "engine.json").read_text())
+            os.kill(int(info["pid"]), 0)
+            builds = cls(str(info["url"]), timeout=timeout, token=info.get("token"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        try:
+            if HttpBuilds(builds.url, timeout=3, token=builds._token).health().get("pid") != info["pid"]:
+                return None
+        except SageBuildError:
+            return None
+        return builds
+
+    def submit_trigger(self, source: str, reason: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Hand a trigger (a git hook's commit, say) to the engine's coalescing hub."""
+        return self._call("POST", "/v1/triggers", {"source": source, "reason": reason, "details": details or {}})
 
     def start(self, reason: str, source: str = "cli", hyperparameters: dict[str, Any] | None = None) -> Build:
         body = {"reason": reason, "source": source, "hyperparameters": hyperparameters or {}}
@@ -64,8 +93,10 @@ class HttpBuilds:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as resp:
                 return json.loads(resp.read())
