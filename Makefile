@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(BIN)/sagebuild demo --dir sagebuild-demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -305,7 +305,7 @@ class BuildService:
             if name != configured and live is None:
                 continue  # another pipeline's endpoint in the same account
             desc = self._ports.hosting.describe_endpoint(name) or summary
-            updated = desc.get("LastModifiedTime")
+            updated: Any = desc.get("LastModifiedTime")
             out.append(EndpointInfo(
                 name=name, status=desc["EndpointStatus"], endpoint_config=desc.get("EndpointConfigName"),
                 model_version=live["version"] if live else None, url=desc.get("Url"),

@@ -216,14 +216,15 @@ def _validate_value(value: Any, spec: Field, path: str, problems: list[str]) -> 
         expected = " or ".join(_TYPE_WORDS[t] for t in spec.types)
         problems.append(f"'{path}' must be {expected}, got {_type_name(value)} {json.dumps(value)[:40]}")
         return value
-    if spec.choices is not None and value not in spec.choices:
+    checked: Any = value  # of one of spec.types now (isinstance narrowed it to object)
+    if spec.choices is not None and checked not in spec.choices:
         problems.append(f"'{path}' must be one of {', '.join(map(str, spec.choices))}, got {value!r}")
-    if spec.minimum is not None and value < spec.minimum:
+    if spec.minimum is not None and checked < spec.minimum:
         problems.append(f"'{path}' must be at least {spec.minimum}, got {value}")
-    if spec.pattern is not None and not spec.pattern.match(value):
+    if spec.pattern is not None and not spec.pattern.match(checked):
         problems.append(f"'{path}' must be lower-case letters, digits and hyphens (2-42 chars), got {value!r}")
     if spec.items is not None:
-        for i, item in enumerate(value):
+        for i, item in enumerate(checked):
             if not isinstance(item, dict):
                 problems.append(f"'{path}[{i}]' must be an object, got {_type_name(item)}")
                 continue

@@ -17,7 +17,7 @@ def check_gate(metrics: dict[str, float], gate: dict[str, Any], live_metrics: di
     True
     """
     metric, minimum = gate.get("metric"), gate.get("minimum")
-    if metric is None:
+    if metric is None or minimum is None:
         return {"passed": True, "metric": None, "value": None, "minimum": None, "metrics": metrics,
                 "summary": "no gate configured"}
     if metric not in metrics:

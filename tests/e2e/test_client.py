@@ -5,7 +5,7 @@ import pytest
 
 from lambda_pipeline.adapters.local.config_store import FileConfigStore
 from lambda_pipeline.errors import (BuildNotFound, ConfigError, EngineNotRunning, InvocationError, NothingToStop,
-                                    NotFound, SageBuildError)
+                                    NotFound)
 from sagebuild.client import VOICE_EQUIVALENTS, ConfigAccess, SageBuild
 from skill.handlers import HANDLED_INTENTS
 from tests.helpers import SAMPLE_ROW, marked_processes, read_config

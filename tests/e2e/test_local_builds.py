@@ -205,6 +205,6 @@ def test_logs_follow_streams_a_running_build_until_it_ends(project, engine):
     number = engine.start_build("chatty")["number"]
     out = cli(project, "logs", str(number), "--follow")
     assert out.returncode == 0
-    assert [l for l in out.stdout.splitlines() if l.startswith("epoch")] == [f"epoch {i}" for i in range(6)]
+    assert [line for line in out.stdout.splitlines() if line.startswith("epoch")] == [f"epoch {i}" for i in range(6)]
     done = engine.wait_build(number)
     assert done["status"] == "SUCCEEDED", (done["failed_step"], done["failure_reason"])

@@ -118,7 +118,10 @@ def test_schedule_fires_on_time_and_reports_missed_runs(project):
     try:
         service.scheduler.stop()  # time is injected below, not slept
         day = dt.datetime(2026, 11, 20).astimezone()
-        at = lambda d, h, m=0, s=0: (day + dt.timedelta(days=d, hours=h, minutes=m, seconds=s)).timestamp()
+
+        def at(d, h, m=0, s=0):
+            return (day + dt.timedelta(days=d, hours=h, minutes=m, seconds=s)).timestamp()
+
         key = "schedule:0 2 * * *"
         service.ports.ledger.set_state(key, repr(at(0, 1, 59)))
         assert service.scheduler.tick(at(0, 1, 59, 30)) == []

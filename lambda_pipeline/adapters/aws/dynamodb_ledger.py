@@ -276,7 +276,7 @@ class DynamoDBLedger:
     # -- helpers --------------------------------------------------------------------------
     def _to_build(self, doc: dict[str, Any]) -> Build:
         steps = sorted(self._query(f"STEPS#{doc['id']}"), key=lambda s: s["seq"])
-        fields = {k: doc.get(k) for k in Build.__dataclass_fields__ if k not in ("steps", "triggers")}
+        fields: dict[str, Any] = {k: doc.get(k) for k in Build.__dataclass_fields__ if k not in ("steps", "triggers")}
         fields["metrics"] = fields.get("metrics") or {}
         fields["hyperparameters"] = fields.get("hyperparameters") or {}
         return Build(**fields, steps=[StepRecord(name=s["name"], status=s["status"], started_at=s["started_at"],

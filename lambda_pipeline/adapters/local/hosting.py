@@ -407,7 +407,7 @@ def _ping(port: int, timeout: float) -> bool:
 
 def _tail(path: Path, lines: int = 3) -> str:
     try:
-        text = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+        text = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return "no log"
     return " | ".join(text[-lines:]) or "it wrote nothing to its log"
