@@ -11,6 +11,7 @@ from typing import Any
 
 from lambda_pipeline.adapters.local.config_store import FileConfigStore
 from lambda_pipeline.adapters.local.http_builds import HttpBuilds
+from lambda_pipeline.adapters.local.http_state import HttpState
 from lambda_pipeline.config import LOCAL_USER_ID
 from lambda_pipeline.errors import ConfigError, EngineNotRunning
 
@@ -57,7 +58,7 @@ def cmd_say(ctx: Any, args: argparse.Namespace) -> int:
         envelope = intent_request(intent, slots, args.locale, skill_id=settings.skill_id, user_id=user,
                                   new_session=session is None, attributes=(session or {}).get("attributes"),
                                   session_id=(session or {}).get("session_id"))
-    response = SkillApp(ctx.builds(), settings).handle(envelope)
+    response = SkillApp(ctx.builds(), settings, _memory(ctx)).handle(envelope)
     end = (response.get("response") or {}).get("shouldEndSession", True) is not False
     if end:
         session_file.unlink(missing_ok=True)
@@ -77,6 +78,13 @@ def cmd_say(ctx: Any, args: argparse.Namespace) -> int:
         if not end:
             ctx.ui.say("(the session is open: answer with another `sagebuild say`)")
     return 0
+
+
+def _memory(ctx: Any) -> Any:
+    """The skill's per-user memory (opt-ins, what each user heard): the running engine's, if any."""
+    from .cli import engine_url
+    url = engine_url(ctx.project)
+    return HttpState(url) if url else None
 
 
 def _load_session(path: Any, locale: str) -> dict[str, Any] | None:
@@ -101,7 +109,7 @@ def cmd_skill_serve(ctx: Any, args: argparse.Namespace) -> int:
         raise EngineNotRunning(f"the engine is not running for {ctx.project}: start it with `sagebuild up` first")
     settings = _settings(ctx)
     verifier = None if args.no_verify else AlexaRequestVerifier()
-    server = SkillServer(SkillApp(HttpBuilds(url), settings), verifier, port=args.port)
+    server = SkillServer(SkillApp(HttpBuilds(url), settings, HttpState(url)), verifier, port=args.port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

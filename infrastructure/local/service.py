@@ -89,10 +89,11 @@ class LocalService:
         db = str(self.paths.ledger)
         artifacts = LocalArtifactStore(str(self.paths.root / "artifacts"))
         config = FileConfigStore(str(self.paths.project))
-        self.notifier = ConfiguredNotifier(config.load, notify)
+        ledger = SqliteLedger(db)
+        self.notifier = ConfiguredNotifier(config.load, notify, state=ledger)  # state: who opted out of Alexa
         self.ports = Ports(
             config=config,
-            ledger=SqliteLedger(db),
+            ledger=ledger,
             artifacts=artifacts,
             training=LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
                                            grace_seconds=grace_seconds),
@@ -104,7 +105,7 @@ class LocalService:
         self.engine = Engine(HANDLERS)
         self.builds = EngineBuilds(self.engine, self.ports)
         self.hub = TriggerHub(self.builds, window=lambda: self._config_value("triggers", "coalesce_seconds", 2.0))
-        self.api = ApiServer(self.builds, port=api_port, hub=self.hub, load_config=config.load)
+        self.api = ApiServer(self.builds, port=api_port, hub=self.hub, load_config=config.load, state=ledger)
         self.scheduler = Scheduler(schedules=lambda: self._config_value("triggers", "schedule", []),
                                    submit=self.hub.submit, state=self.ports.ledger, notify=self.notifier.publish,
                                    pipeline=lambda: self._config_value("pipeline", None, ""))
