@@ -160,7 +160,8 @@ class TokenCache:
             text = exc.read().decode("utf-8", "replace")[:500]
             if exc.code == 429 or exc.code >= 500:
                 raise OSError(f"Login with Amazon answered HTTP {exc.code}: {text}") from None
-            raise DeliveryFailed(f"Login with Amazon refused the client credentials (HTTP {exc.code}): {text}",
+            raise DeliveryFailed(f"Login with Amazon refused the client credentials (HTTP {exc.code}): "
+                                 f"{_amazon_message(text)}",
                                  exc.code) from None
         token = str(answer["access_token"])
         expires = self._clock() + float(answer.get("expires_in") or 3600)
