@@ -39,6 +39,7 @@ NOTIFICATIONS_SCOPE = "alexa::devices:all:notifications:write"
 ALERT_EVENT = "AMAZON.MessageAlert.Activated"
 ASK_FOR_TOKEN = "sagebuild-notify-me"
 _SUMMARY_ITEMS = 3  # the summary names at most this many builds, then "and N more"
+_LOOK_BACK = 10  # builds the summary looks at (a launch must answer well within Alexa's 8 s)
 _QUERY_INTENTS = ("BuildStatusIntent", "BuildDetailsIntent", "ListBuildsIntent")
 
 
@@ -178,7 +179,7 @@ class SummaryLaunchHandler(_NotifyBase):
         heard = self.audience.heard(self.pipeline, user)
         if heard.at is None:  # first time we meet: nothing to catch up on
             return ""
-        ended = [b for b in self.builds.list(20) if b.done and not heard.knows(b.number, b.ended_at)]
+        ended = [b for b in self.builds.list(_LOOK_BACK) if b.done and not heard.knows(b.number, b.ended_at)]
         if not ended:
             return ""
         return since_summary(ended, self.live_version(), speech)
