@@ -257,3 +257,25 @@ def test_a_valid_alexa_sink_passes_validation():
         {"type": "alexa", "client_id_env": "ALEXA_ID", "client_secret_env": "ALEXA_SECRET", "stage": "live",
          "region": "EU", "audience": "multicast", "events": ["build.failed"]}]})
     assert config["notifications"][0]["region"] == "EU"
+
+
+def test_notify_test_sends_one_notification_and_prints_amazons_answer(standin, monkeypatch, tmp_path):
+    from tests.helpers import cli
+    monkeypatch.setenv("SB_ALEXA_ID", CLIENT_ID)
+    monkeypatch.setenv("SB_ALEXA_SECRET", CLIENT_SECRET)
+    sink_spec = {"type": "alexa", "client_id_env": "SB_ALEXA_ID", "client_secret_env": "SB_ALEXA_SECRET",
+                 "api_url": standin.api_url, "token_url": standin.token_url, "retries": 0}
+    (tmp_path / "sagebuild.json").write_text(json.dumps({"pipeline": "wine-classifier", "notifications": [sink_spec],
+                                                         "skill": {"allowed_user_ids": [ME]}}))
+    out = cli(tmp_path, "notify-test", "alexa")
+    assert out.returncode == 0, out.stderr
+    assert f"Unicast to {ME}" in out.stdout and "Unicast: Amazon answered HTTP 202 after 1 attempt(s)" in out.stdout
+    (body,) = standin.accepted()
+    assert re.fullmatch(r"test\d+~notify~test", body["referenceId"]) and body["relevantAudience"]["payload"]["user"] == ME
+    standin.down = True
+    down = cli(tmp_path, "notify-test", "alexa")
+    assert down.returncode == 1 and "not delivered: Alexa answered HTTP 503" in down.stderr
+    assert "SERVICE_UNAVAILABLE: stand-in: the API is down" in down.stderr
+    (tmp_path / "sagebuild.json").write_text(json.dumps({"pipeline": "wine-classifier"}))
+    none = cli(tmp_path, "notify-test", "alexa")
+    assert none.returncode == 2 and "no alexa sink in 'notifications'" in none.stderr
