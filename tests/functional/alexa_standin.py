@@ -163,7 +163,7 @@ class AlexaStandIn:
                 body = json.loads(raw)
             except ValueError:
                 body = None
-            self.events.append({"path": path, "headers": headers, "body": body, "status": status})
+            self.events.append({"path": path, "headers": headers, "body": body, "status": status, "at": time.time()})
             return status, answer
         return 404, {"message": f"no route {path}"}
 
