@@ -81,7 +81,8 @@ def notify(event: dict[str, Any], context: Any = None, *, env: dict[str, str] | 
            sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """SNS -> Alexa. Returns what was delivered and what failed (for the logs and the tests)."""
     env = dict(os.environ if env is None else env)
-    delivered, failed = [], []
+    delivered: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
     items = _events_of(event)
     if not items:
         return {"delivered": delivered, "failed": failed}

@@ -57,10 +57,11 @@ class SkillEventHandler(_NotifyBase):
     """Opt-ins and opt-outs, as Alexa reports them (no speech: nobody is listening)."""
 
     def can_handle(self, handler_input: HandlerInput) -> bool:
-        return str(handler_input.request_envelope.request.object_type or "").startswith("AlexaSkillEvent.")
+        request: Any = handler_input.request_envelope.request
+        return str(getattr(request, "object_type", "") or "").startswith("AlexaSkillEvent.")
 
     def handle(self, handler_input: HandlerInput) -> Response:
-        request = handler_input.request_envelope.request
+        request: Any = handler_input.request_envelope.request
         kind = str(request.object_type)
         user = self.user(handler_input)
         if self.audience is None or not user:
@@ -82,8 +83,9 @@ class SkillEventHandler(_NotifyBase):
 
 def _granted(handler_input: HandlerInput) -> bool | None:
     """What the request says about the notification permission: True, False, or None (not said)."""
+    envelope: Any = handler_input.request_envelope
     try:
-        scopes = handler_input.request_envelope.context.system.user.permissions.scopes or {}
+        scopes = envelope.context.system.user.permissions.scopes or {}
         status = scopes[NOTIFICATIONS_SCOPE].status
     except (AttributeError, KeyError, TypeError):
         return None
@@ -133,11 +135,11 @@ class PermissionAnswerHandler(_NotifyBase):
     """The answer to our AskFor: accepted -> confirm; otherwise the permission card in the Alexa app."""
 
     def can_handle(self, handler_input: HandlerInput) -> bool:
-        request = handler_input.request_envelope.request
+        request: Any = handler_input.request_envelope.request
         return is_request_type("Connections.Response")(handler_input) and getattr(request, "name", None) == "AskFor"
 
     def handle(self, handler_input: HandlerInput) -> Response:
-        request = handler_input.request_envelope.request
+        request: Any = handler_input.request_envelope.request
         speech = self.speech(handler_input)
         user = self.user(handler_input)
         code = str(getattr(getattr(request, "status", None), "code", "") or "")
@@ -226,7 +228,7 @@ class MarkHeardInterceptor(AbstractResponseInterceptor):
         self.builds, self.settings, self.audience = builds, settings, audience
 
     def process(self, handler_input: HandlerInput, response: Response) -> None:
-        request = handler_input.request_envelope.request
+        request: Any = handler_input.request_envelope.request
         if self.audience is None or getattr(request, "object_type", None) != "IntentRequest":
             return
         name = request.intent.name if request.intent else ""

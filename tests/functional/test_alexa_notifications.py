@@ -279,3 +279,24 @@ def test_notify_test_sends_one_notification_and_prints_amazons_answer(standin, m
     (tmp_path / "sagebuild.json").write_text(json.dumps({"pipeline": "wine-classifier"}))
     none = cli(tmp_path, "notify-test", "alexa")
     assert none.returncode == 2 and "no alexa sink in 'notifications'" in none.stderr
+
+
+def test_the_engine_api_keeps_the_skills_memory_for_a_skill_served_elsewhere():
+    from infrastructure.local.api import ApiServer
+    from lambda_pipeline.adapters.local.http_state import HttpState
+    from lambda_pipeline.errors import SageBuildError
+    state = MemoryState()
+    server = ApiServer(None, state=state)
+    server.start()
+    try:
+        remote = HttpState(server.url)
+        assert remote.get_state(f"alexa.subscription.{ME}") is None
+        Audience(remote).record_subscription(ME, True, "AskFor", ["AMAZON.MessageAlert.Activated"])
+        assert Audience(state).subscribed(ME)  # it landed in the engine's store
+        assert json.loads(remote.get_state(f"alexa.subscription.{ME}"))["source"] == "AskFor"
+        with pytest.raises(SageBuildError, match="HTTP 400"):
+            remote.get_state("launch-slot")  # the build service's own state is not reachable
+        with pytest.raises(SageBuildError, match="HTTP 400"):
+            remote.set_state("triggers.git.seen", "x")
+    finally:
+        server.stop()

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from ...errors import EngineNotRunning
+from ...errors import EngineNotRunning, SageBuildError
 
 __all__ = ["HttpState"]
 
@@ -38,7 +38,7 @@ class HttpState:
             with urllib.request.urlopen(request, timeout=self._timeout) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
-            raise EngineNotRunning(f"the engine at {self.url} refused {method} {path.split('?')[0]}: "
+            raise SageBuildError(f"the engine at {self.url} refused {method} {path.split('?')[0]}: "
                                    f"HTTP {exc.code} {exc.read()[:200]!r}") from None
         except (urllib.error.URLError, ConnectionError) as exc:
             raise EngineNotRunning(f"cannot reach the engine at {self.url} ({exc})") from None
