@@ -221,7 +221,7 @@ def _item(build: Build, speech: Speech) -> str:
 
 
 class MarkHeardInterceptor(AbstractResponseInterceptor):
-    """After a build question is answered, remember that the user heard about that build (or, for
+    """After a build question is answered, remember that the user heard how that build ended (or, for
     "list my builds", the five listed): the next launch summary leaves them out."""
 
     def __init__(self, builds: Builds, settings: SkillSettings, audience: Audience | None) -> None:
@@ -239,11 +239,11 @@ class MarkHeardInterceptor(AbstractResponseInterceptor):
             return
         try:
             if name == "ListBuildsIntent":
-                numbers = [b.number for b in self.builds.list(5)]
+                told = self.builds.list(5)
             else:
-                number = _slot_number(handler_input)
-                numbers = [number] if number is not None else [self.builds.get(None).number]
-            self.audience.mark_heard(self.settings.pipeline or "default", user, numbers)
+                told = [self.builds.get(_slot_number(handler_input))]
+            # only builds that had ended: one still running must still be summarised when it ends
+            self.audience.mark_heard(self.settings.pipeline or "default", user, [b.number for b in told if b.done])
         except Exception:  # remembering must never spoil an answer already given
             logger.info("could not mark builds heard", exc_info=True)
 

@@ -221,8 +221,11 @@ def test_opening_the_skill_says_what_ended_since_the_user_last_heard(stack, loca
 
     gate = finish(ledger, BuildStatus.GATE_FAILED, reason="validation:accuracy 0.61 is below the minimum 0.85",
                   step="Evaluate")
-    finish(ledger, BuildStatus.ABORTED, reason="stopped by a user")
+    running = ledger.create_build("sim", "git", "a change")
+    ledger.update_build(running.id, status=BuildStatus.RUNNING, started_at=time.time())
     ask("BuildStatusIntent", locale, slots={"BuildNumber": gate.number})  # asking about build 4 marks it heard
+    ask("BuildStatusIntent", locale)  # ...but hearing that build 5 still runs does not mark how it ends
+    ledger.finish_build(running.id, BuildStatus.ABORTED, reason="stopped by a user", error_type="Stopped")
     later = spoken_text(skill.app.lambda_handler(launch_request(locale, skill_id=SKILL, user_id=ME), None))
     said, not_said = LATER[locale]
     assert said in later and not_said not in later, later
@@ -266,3 +269,13 @@ def test_the_stacks_notify_function_skips_who_opted_out_and_reads_its_secret_onc
         assert down["delivered"] == [] and "HTTP 503" in down["failed"][0]["error"]
         assert len(reads) == 1  # the secret is read once per container
         assert len(amazon.token_requests) == 1
+
+
+def test_the_manifest_declares_the_permission_the_publication_and_the_subscriptions():
+    from tests.helpers import REPO
+    manifest = json.loads((REPO / "interaction_model" / "skill.json").read_text(encoding="utf-8"))["manifest"]
+    assert {"name": NOTIFICATIONS_SCOPE} in manifest["permissions"]
+    assert manifest["events"]["publications"] == [{"eventName": "AMAZON.MessageAlert.Activated"}]
+    assert {s["eventName"] for s in manifest["events"]["subscriptions"]} == {
+        "SKILL_PROACTIVE_SUBSCRIPTION_CHANGED", "SKILL_ENABLED", "SKILL_DISABLED"}
+    assert manifest["events"]["endpoint"] == manifest["apis"]["custom"]["endpoint"]  # skill-package sets both
