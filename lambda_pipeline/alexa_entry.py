@@ -99,7 +99,8 @@ def notify(event: dict[str, Any], context: Any = None, *, env: dict[str, str] | 
                 if not client_id:
                     raise DeliveryFailed("the stack has no Alexa client id (parameter AlexaClientId)")
                 users = [u for u in _allowed_users(env, config) if not audience.opted_out(u)]
-                sink = sink_from_spec(spec, users, client_id, client_secret(env, session), sleep=sleep)
+                # 5 s per call: four attempts per user stay well inside the function's 120 s
+                sink = sink_from_spec(spec, users, client_id, client_secret(env, session), sleep=sleep, timeout=5.0)
                 answers = sink.send(name, payload)
                 delivered += [{"event": name, "status": a.status, "reference": a.reference_id} for a in answers]
             except DeliveryFailed as exc:

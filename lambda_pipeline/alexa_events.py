@@ -296,7 +296,7 @@ def _amazon_message(text: str) -> str:
 
 def sink_from_spec(spec: dict[str, Any], users: list[str], client_id: str, client_secret: str,
                    sleep: Callable[[float], None] = time.sleep, backoff: float = 0.5,
-                   tokens: TokenCache | None = None) -> AlexaSink:
+                   tokens: TokenCache | None = None, timeout: float = 10.0) -> AlexaSink:
     """An :class:`AlexaSink` from a validated ``notifications`` entry of type ``alexa``."""
     retries = spec.get("retries")
     return AlexaSink(client_id=client_id, client_secret=client_secret, users=list(users),
@@ -304,4 +304,4 @@ def sink_from_spec(spec: dict[str, Any], users: list[str], client_id: str, clien
                      api_url=spec.get("api_url") or api_url_for(spec.get("region"), spec.get("stage")),
                      token_url=spec.get("token_url") or TOKEN_URL,
                      retries=3 if retries is None else int(retries), backoff=backoff, sleep=sleep,
-                     tokens=tokens or TOKENS)
+                     tokens=tokens or TOKENS, timeout=timeout)
