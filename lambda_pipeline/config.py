@@ -88,6 +88,16 @@ SCHEMA: dict[str, Any] = {
         "sample_payload": Field((str,), "A request the smoke check after each deploy (and the demo) sends.",
                                 default=None),
         "sample_content_type": Field((str,), "Content-Type of the sample payload.", default="text/csv"),
+        "traffic": {
+            "type": Field((str,), "How an update shifts traffic on SageMaker: all_at_once, canary or linear "
+                                  "(locally the swap is always all at once).", default="all_at_once",
+                          choices=("all_at_once", "canary", "linear")),
+            "percent": Field((int,), "Canary size, or linear step, in percent of capacity.", default=10, minimum=1),
+            "wait_seconds": Field((int,), "How long each traffic step is watched before the next.", default=300,
+                                  minimum=0),
+            "alarms": Field((list,), "CloudWatch alarm names: any in ALARM during the update rolls it back.",
+                            default=[]),
+        },
     },
     "polling": {
         "initial_seconds": Field((int,), "First wait before checking a long step.", default=1, minimum=0),
@@ -279,6 +289,11 @@ def _check_semantics(cfg: dict[str, Any], problems: list[str]) -> None:
                 raise ValueError(entry["cron"])
         except (ValueError, KeyError):
             problems.append(f"'triggers.schedule[{i}].cron' is not a valid cron expression: {entry.get('cron')!r}")
+    traffic = cfg["deploy"]["traffic"]
+    if traffic["percent"] > 100:
+        problems.append(f"'deploy.traffic.percent' is a share of capacity: at most 100, got {traffic['percent']}")
+    if not all(isinstance(a, str) and a for a in traffic["alarms"]):
+        problems.append("'deploy.traffic.alarms' must be a list of CloudWatch alarm names")
     poll = cfg["polling"]
     if poll["initial_seconds"] > poll["max_seconds"]:
         problems.append("'polling.initial_seconds' must not exceed 'polling.max_seconds'")

@@ -48,6 +48,10 @@ class EngineNotRunning(SageBuildError):
     """The local engine is not running, so the command cannot reach it."""
 
 
+class ExecutionAlreadyExists(SageBuildError):
+    """An execution of that name exists already: a retried launch of a build that runs."""
+
+
 class BuildEnded(SageBuildError):
     """The build was stopped or ended while a step was about to start more work."""
 

@@ -14,7 +14,6 @@ import urllib.parse
 from typing import Any
 
 from . import runtime
-from .errors import ConfigError
 from .launch_messages import LaunchRejected, launch_trigger, verify_signature
 from .ports import Ports
 from .steps.handlers import HANDLERS
@@ -126,12 +125,7 @@ def _triggers_of(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _start_from(triggers: list[dict[str, Any]]) -> Any:
-    builds = _default_builds()
-    reason = "; ".join(t["reason"] for t in triggers)
-    try:
-        return builds.start(reason, source=triggers[0]["source"], triggers=triggers, always_queue=True)
-    except ConfigError as exc:
-        return builds.record_rejected(reason, triggers, exc)
+    return _default_builds().submit_triggers(triggers)
 
 
 def launch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

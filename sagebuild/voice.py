@@ -44,8 +44,13 @@ def cmd_say(ctx: Any, args: argparse.Namespace) -> int:
     from skill.envelopes import intent_request, launch_request
     from skill.nlu import Resolver
 
-    settings = _settings(ctx)
     resolver = Resolver(args.locale)
+    explain = bool(getattr(args, "explain", False)) and bool(args.utterance.strip())
+    if explain and not args.json:
+        from skill.nlu import explain_lines
+        for line in explain_lines(resolver, args.utterance):
+            ctx.ui.say(line)
+    settings = _settings(ctx)
     session_file = ctx.project / ".sagebuild" / _SESSION_FILE
     session = _load_session(session_file, args.locale) if not args.new_session else None
     user = args.user or LOCAL_USER_ID
@@ -69,8 +74,11 @@ def cmd_say(ctx: Any, args: argparse.Namespace) -> int:
                                             "at": time.time()}))
     speech = spoken_text(response)
     if args.json:
-        ctx.ui.say(json.dumps({"intent": intent, "slots": slots, "speech": speech, "end_session": end},
-                              ensure_ascii=False))
+        out: dict[str, Any] = {"intent": intent, "slots": slots, "speech": speech, "end_session": end}
+        if explain:
+            out["explain"] = [{"intent": c.intent, "score": c.score, "sample": c.sample}
+                              for c in resolver.explain(args.utterance)]
+        ctx.ui.say(json.dumps(out, ensure_ascii=False))
     else:
         slot_text = " ".join(f"{k}={v['value'] if isinstance(v, dict) else v}" for k, v in slots.items())
         ctx.ui.say(f"[{intent}{' ' + slot_text if slot_text else ''}]")
@@ -133,6 +141,8 @@ def add_voice_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help='one object: {"intent", "slots", "speech", "end_session"}')
     p.add_argument("--user", help="Alexa user id to speak as (default: the local user)")
     p.add_argument("--new-session", action="store_true", help="ignore an open conversation")
+    p.add_argument("--explain", action="store_true",
+                   help="first print the three best intents with their scores (like Alexa's utterance profiler)")
     p.set_defaults(func=cmd_say)
 
     skill = sub.add_parser("skill", help="the Alexa skill")

@@ -20,7 +20,7 @@ from lambda_pipeline.errors import (AlreadyRunning, BuildNotFound, ConfigError, 
 from lambda_pipeline.model import Build, BuildStatus, EndpointInfo
 from lambda_pipeline.ports import Builds
 
-from . import answers
+from . import answers, screens
 from .settings import SkillSettings
 from .speech import Speech
 
@@ -213,14 +213,18 @@ class BuildStatusHandler(_QueryHandler):
     intent = "BuildStatusIntent"
 
     def reply(self, handler_input: HandlerInput, speech: Speech) -> str:
-        return answers.status_answer(self.find_build(handler_input), self.live(), speech)
+        build, live = self.find_build(handler_input), self.live()
+        screens.offer(handler_input, build, live, speech)
+        return answers.status_answer(build, live, speech)
 
 
 class BuildDetailsHandler(_QueryHandler):
     intent = "BuildDetailsIntent"
 
     def reply(self, handler_input: HandlerInput, speech: Speech) -> str:
-        return answers.details_answer(self.find_build(handler_input), self.live(), speech)
+        build, live = self.find_build(handler_input), self.live()
+        screens.offer(handler_input, build, live, speech)
+        return answers.details_answer(build, live, speech)
 
 
 class LiveModelHandler(_QueryHandler):
@@ -230,6 +234,7 @@ class LiveModelHandler(_QueryHandler):
         live = self.live()
         build = self.builds.get(live.build_id) if live and live.build_id else None
         pipeline = (build.pipeline if build else None) or self.settings.pipeline or (live.name if live else "")
+        screens.offer(handler_input, build, live, speech)
         return answers.live_answer(live, build, pipeline, speech)
 
 

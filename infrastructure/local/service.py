@@ -91,13 +91,15 @@ class LocalService:
         config = FileConfigStore(str(self.paths.project))
         ledger = SqliteLedger(db)
         self.notifier = ConfiguredNotifier(config.load, notify, state=ledger)  # state: who opted out of Alexa
+        self.training = LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
+                                              grace_seconds=grace_seconds)
+        self.hosting = LocalHostingPlatform(str(self.paths.root / "endpoints"), db, artifacts, python=sys.executable)
         self.ports = Ports(
             config=config,
             ledger=ledger,
             artifacts=artifacts,
-            training=LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
-                                           grace_seconds=grace_seconds),
-            hosting=LocalHostingPlatform(str(self.paths.root / "endpoints"), db, artifacts, python=sys.executable),
+            training=self.training,
+            hosting=self.hosting,
             notifier=self.notifier,
             source=ProjectSourceStore(str(self.paths.project), artifacts),
         )
@@ -139,8 +141,8 @@ class LocalService:
     def start(self) -> dict[str, Any]:
         """Recover what a dead engine left, restore endpoints, serve the API. Returns engine info."""
         interrupted = self.builds.recover()
-        killed = self.ports.training.recover()  # type: ignore[attr-defined]
-        restored = self.ports.hosting.restore()  # type: ignore[attr-defined]
+        killed = self.training.recover()
+        restored = self.hosting.restore()
         self.builds.prepare()
         self.api.start()
         self.builds.start_monitor()
@@ -166,8 +168,8 @@ class LocalService:
             self.hub.close()  # waiting triggers become a queued build the next `up` starts
             self.builds.shutdown()
             self.api.stop()
-            self.ports.training.shutdown()  # type: ignore[attr-defined]
-            self.ports.hosting.shutdown()  # type: ignore[attr-defined]
+            self.training.shutdown()
+            self.hosting.shutdown()
             self.notifier.close()
         finally:
             self.engine.close()

@@ -221,7 +221,7 @@ def deploy(event: Event, context: Any = None) -> Event:
         p.hosting.create_endpoint(endpoint, config_name, config["deploy"]["port"])
         action = "create"
     else:
-        p.hosting.update_endpoint(endpoint, config_name)
+        p.hosting.update_endpoint(endpoint, config_name, traffic=config["deploy"]["traffic"])
         action = "update"
     p.ledger.update_build(build.id, endpoint_name=endpoint, endpoint_config=config_name)
     return {"endpoint": endpoint, "endpoint_config": config_name, "action": action, "status": "Pending",

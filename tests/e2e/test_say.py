@@ -50,3 +50,24 @@ def test_say_carries_a_conversation_stop_then_yes(empty_engine):
     assert empty_engine.build(1)["status"] == "ABORTED"
     text = cli(project, "say", "yes")  # the conversation ended: nothing to confirm any more
     assert "There's nothing to confirm right now" in text.stdout
+
+
+@pytest.mark.parametrize("utterance,locale,intent", [
+    ("could you tell me whether the build went through", "en-US", "BuildStatusIntent"),
+    ("dites-moi donc quelle version du modèle est servie en ce moment", "fr-FR", "LiveModelIntent"),  # read-only: the engine is shared
+    ("ビルドの結果を詳しく教えてください", "ja-JP", "BuildDetailsIntent"),
+])
+def test_say_explain_prints_the_top_three_intents(populated, utterance, locale, intent):
+    out = cli(populated.project, "say", utterance, "--locale", locale, "--new-session", "--explain")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"resolved: {intent} (score ")
+    ranked = [line.split() for line in lines[1:4]]
+    assert [r[0] for r in ranked] == ["1.", "2.", "3."] and ranked[0][1] == intent
+    scores = [float(r[2]) for r in ranked]
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[1]
+    assert lines[4].startswith(f"[{intent}")  # then the usual answer
+    as_json = json.loads(cli(populated.project, "say", utterance, "--locale", locale, "--new-session", "--explain",
+                             "--json").stdout)
+    assert as_json["intent"] == intent and [c["intent"] for c in as_json["explain"]][0] == intent
+    assert len(as_json["explain"]) == 3

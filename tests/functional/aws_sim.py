@@ -1,5 +1,6 @@
 """The simulated AWS account the AWS-path tests share: moto's Step Functions runs the state machine,
 the step handlers use their AWS adapters against moto's S3, SSM, DynamoDB, SageMaker and SNS (-> SQS)."""
+import contextlib
 import io
 import json
 import tarfile
@@ -30,6 +31,13 @@ def config(instance_type="ml.m5.large"):
 
 @pytest.fixture
 def aws(monkeypatch):
+    with simulated_account(monkeypatch) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def simulated_account(monkeypatch):
+    """(engine, state machine ARN, ports, sqs, status queue URL, ssm) of a fresh simulated account."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     engine = Engine(HANDLERS)  # starts moto with Step Functions execution on
     try:

@@ -1,6 +1,7 @@
-"""The Builds port on Step Functions and the Lambda entries around it, in the simulated account:
-start, queue and coalesce, refuse, stop, execution-ended events, async rollback, launch sources,
-the git webhook with its Secrets Manager secret, image builds on CodeBuild, the skill on Lambda."""
+"""The Lambda entries around the Builds port on Step Functions, in the simulated account: async
+rollback, launch sources, the git webhook with its Secrets Manager secret, image builds on
+CodeBuild, the skill on Lambda. (Start, queue, coalesce, refuse, stop and execution-ended events
+are in the behaviour suite, test_builds_behaviour.py, which runs them locally and here.)"""
 import dataclasses
 import hashlib
 import hmac
@@ -14,10 +15,9 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from lambda_pipeline import lambda_entry
-from lambda_pipeline.adapters.aws import SageMakerHosting, SageMakerTraining
-from lambda_pipeline.adapters.aws.sfn_builds import StepFunctionsBuilds, execution_name
+from lambda_pipeline.adapters.aws import SageMakerHosting
+from lambda_pipeline.adapters.aws.sfn_builds import StepFunctionsBuilds
 from lambda_pipeline.definition import render_definition
-from lambda_pipeline.errors import AlreadyRunning, NothingToStop
 from tests.functional.aws_sim import IMAGE, REGION, ROLE, aws, config, notifications, wait_for  # noqa: F401
 
 
@@ -25,158 +25,8 @@ def builds_of(arn, ports):
     return StepFunctionsBuilds(ports, arn)
 
 
-def execution_status(execution_arn):
-    return boto3.client("stepfunctions", region_name=REGION).describe_execution(executionArn=execution_arn)["status"]
-
-
 def finished(ports, build_id):
     return wait_for(lambda: (b := ports.ledger.get_build(build_id)).done and b)
-
-
-def a_running_build(ports, arn):
-    """A build the ledger holds as RUNNING, with an execution name the state-change event can map back."""
-    build = ports.ledger.create_build("sim", "api", "already running")
-    execution = f"{arn.replace(':stateMachine:', ':execution:')}:{execution_name(build)}"
-    ports.ledger.update_build(build.id, status="RUNNING", started_at=time.time(), execution_arn=execution)
-    ports.ledger.set_state("launch-slot", build.id)  # as a launch does
-    return ports.ledger.get_build(build.id)
-
-
-def test_start_runs_a_build_on_step_functions_and_people_hear_of_it(aws):
-    engine, arn, ports, sqs, queue, _ = aws
-    build = builds_of(arn, ports).start("asked by voice", source="voice", hyperparameters={"n-estimators": 7})
-    assert build.status == "RUNNING" and build.execution_arn.endswith(f":build-1-{build.id}")
-    done = finished(ports, build.id)
-    assert done.status == "SUCCEEDED" and done.version == "v1"
-    wait_for(lambda: execution_status(build.execution_arn) != "RUNNING")  # the ledger is told first, then it ends
-    assert execution_status(build.execution_arn) == "SUCCEEDED"
-    job = boto3.client("sagemaker", region_name=REGION).describe_training_job(TrainingJobName=done.training_job)
-    assert job["HyperParameters"]["n-estimators"] == "7"
-    assert [(n["event"], n["payload"]["build_number"]) for n in notifications(sqs, queue)] == [
-        ("build.started", 1), ("build.succeeded", 1)]
-
-
-def test_builds_queue_behind_the_running_one_coalesce_and_start_when_it_ends(aws):
-    engine, arn, ports, sqs, queue, _ = aws
-    builds = builds_of(arn, ports)
-    running = a_running_build(ports, arn)
-    queued = builds.start("a person asked")
-    assert queued.status == "QUEUED"
-    first = builds.start("new data: s3://sim-data/data/train/a.csv", source="data", always_queue=True)
-    second = builds.start("new data: s3://sim-data/data/train/b.csv", source="data", always_queue=True)
-    assert first.id == second.id == queued.id  # automatic triggers join the one queued build
-    assert [t["reason"] for t in ports.ledger.triggers_of(queued.id)] == [
-        "a person asked", "new data: s3://sim-data/data/train/a.csv", "new data: s3://sim-data/data/train/b.csv"]
-    assert len(ports.ledger.list_builds(10)) == 2
-    # The running build's execution ends without its handlers recording it (aborted in the console):
-    result = lambda_entry.state_change({"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
-                                        "detail": {"executionArn": running.execution_arn, "status": "ABORTED",
-                                                   "cause": "aborted in the console"}})
-    assert result == {"recorded": running.number}
-    assert ports.ledger.get_build(running.id).status == "ABORTED"
-    assert ports.ledger.get_build(queued.id).status in ("RUNNING", "SUCCEEDED")  # started by the event
-    assert finished(ports, queued.id).status == "SUCCEEDED"
-    again = lambda_entry.state_change({"source": "aws.states", "detail": {
-        "executionArn": running.execution_arn, "status": "ABORTED"}})
-    assert again == {"recorded": None}  # EventBridge may deliver twice; the first record stands
-
-
-def starts_at_once(arn, count, start):
-    """``count`` Lambdas calling ``start(builds, i)`` at the same moment: on AWS each is its own
-    process; here threads, each with its own adapters and clients. Returns the results in order."""
-    import threading
-    barrier = threading.Barrier(count)
-    results, errors = [None] * count, []
-
-    def one(i):
-        builds = StepFunctionsBuilds(lambda_entry.ports_from_environment(), arn)
-        barrier.wait()
-        try:
-            results[i] = start(builds, i)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
-    return results
-
-
-def test_of_many_lambdas_starting_builds_at_once_exactly_one_launches(aws):
-    engine, arn, ports, sqs, queue, ssm = aws
-    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
-                      Value=json.dumps({**config(), "polling": {"initial_seconds": 600, "max_seconds": 600,
-                                                                "backoff_rate": 1.0}}))
-    results = starts_at_once(arn, 6, lambda builds, i: builds.start(f"person {i}").status)
-    assert sorted(results) == ["QUEUED"] * 5 + ["RUNNING"]
-    assert [b.status for b in ports.ledger.list_builds(10)].count("RUNNING") == 1
-    executions = boto3.client("stepfunctions", region_name=REGION).list_executions(stateMachineArn=arn)["executions"]
-    assert len(executions) == 1
-
-
-def test_automatic_triggers_arriving_at_once_share_one_queued_build(aws):
-    engine, arn, ports, *_ = aws
-    running = a_running_build(ports, arn)
-    ids = starts_at_once(arn, 6, lambda builds, i: builds.start(f"new data: file {i}", source="data",
-                                                                 always_queue=True).id)
-    assert len(set(ids)) == 1  # one queued build...
-    queued = ports.ledger.get_build(ids[0])
-    assert queued.status == "QUEUED" and queued.id != running.id
-    assert sorted(t["reason"] for t in ports.ledger.triggers_of(queued.id)) == [f"new data: file {i}" for i in range(6)]
-    assert sorted(queued.reason.split("; ")) == [f"new data: file {i}" for i in range(6)]  # ...naming every trigger
-    assert [b.status for b in ports.ledger.list_builds(10)].count("QUEUED") == 1
-
-
-def test_a_build_left_queued_by_a_missed_end_starts_first_next_time(aws):
-    """The running build ended just before another was queued, so its end event launched nothing."""
-    engine, arn, ports, *_ = aws
-    builds = builds_of(arn, ports)
-    ended = a_running_build(ports, arn)
-    left = ports.ledger.create_build("sim", "data", "queued while it was ending")
-    ports.ledger.finish_build(ended.id, "SUCCEEDED")
-    newer = builds.start("a person asked")
-    assert ports.ledger.get_build(left.id).status == "RUNNING"  # oldest first
-    assert newer.status == "QUEUED"
-    finished(ports, left.id)
-
-
-def test_a_refusing_pipeline_refuses_people_but_queues_automatic_triggers(aws):
-    engine, arn, ports, sqs, queue, ssm = aws
-    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
-                      Value=json.dumps({**config(), "builds": {"when_running": "refuse"}}))
-    builds = builds_of(arn, ports)
-    running = a_running_build(ports, arn)
-    with pytest.raises(AlreadyRunning, match=f"build {running.number} is still running"):
-        builds.start("a person asked")
-    assert builds.start("nightly", source="schedule", always_queue=True).status == "QUEUED"
-
-
-def test_stop_ends_a_running_build_its_training_job_and_its_execution(aws):
-    engine, arn, ports, sqs, queue, ssm = aws
-    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
-                      Value=json.dumps({**config(), "polling": {"initial_seconds": 600, "max_seconds": 600,
-                                                                "backoff_rate": 1.0}}))
-    # moto has no StopTrainingJob: the training adapter's client is stubbed, its request checked.
-    sagemaker = boto3.client("sagemaker", region_name=REGION)
-    stubber = Stubber(sagemaker)
-    training = SageMakerTraining(ROLE, IMAGE, boto3_client=sagemaker)
-    builds = builds_of(arn, dataclasses.replace(ports, training=training))
-    build = builds.start("to be stopped")
-    job = wait_for(lambda: ports.ledger.get_build(build.id).training_job)  # it waits 600 s in WaitForTraining
-    stubber.add_response("stop_training_job", {}, {"TrainingJobName": job})
-    with stubber:
-        stopped = builds.stop()
-    stubber.assert_no_pending_responses()
-    assert stopped.status == "ABORTED" and stopped.failure_reason == "stopped by a user"
-    wait_for(lambda: execution_status(build.execution_arn) != "RUNNING")
-    assert execution_status(build.execution_arn) == "ABORTED"
-    assert ports.ledger.live_deployment("sim-endpoint") is None
-    with pytest.raises(NothingToStop):
-        builds.stop()
-    assert [n["event"] for n in notifications(sqs, queue)] == ["build.started", "build.stopped"]
 
 
 def test_rollback_returns_at_once_and_the_endpoint_event_records_it(aws):
@@ -254,7 +104,7 @@ def test_launch_starts_builds_from_s3_the_launch_topic_codecommit_and_the_schedu
         assert queued["status"] in ("RUNNING", "SUCCEEDED")
     else:
         assert queued["status"] == "QUEUED"
-    assert queued["reason"] == "retrain please; plain text works too"
+    assert queued["reason"] == "2 triggers: launch: retrain please; launch: plain text works too"
     build = ports.ledger.get_build(queued["build"])
     assert [t["source"] for t in ports.ledger.triggers_of(build.id)] == ["launch", "launch"]
     finished(ports, first.id)
@@ -272,15 +122,6 @@ def test_launch_starts_builds_from_s3_the_launch_topic_codecommit_and_the_schedu
     assert ports.ledger.get_build(scheduled["build"]).trigger_source == "schedule"
     with pytest.raises(ValueError, match="not a launch event"):
         lambda_entry.launch({"hello": "world"})
-
-
-def test_a_broken_config_gives_a_failed_build_that_keeps_its_triggers(aws):
-    engine, arn, ports, sqs, queue, ssm = aws
-    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True, Value='{"pipeline": "sim",')
-    answer = lambda_entry.launch({"source": "schedule", "reason": "nightly"})
-    build = ports.ledger.get_build(answer["build"])
-    assert build.status == "FAILED" and build.failure_reason.startswith("the build could not start:")
-    assert [t["reason"] for t in ports.ledger.triggers_of(build.id)] == ["nightly"]
 
 
 @pytest.fixture

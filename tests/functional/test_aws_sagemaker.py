@@ -146,3 +146,21 @@ def test_smoke_invocation_reports_the_model_error():
         assert hosting.invoke_endpoint("e", b"1,2", "text/csv") == (200, b"[0]")
         status, body = hosting.invoke_endpoint("e", b"1,2", "text/csv")
         assert status == 424 and b"feature scaler missing" in body
+
+
+def test_the_builds_deploy_traffic_reaches_the_endpoint_update(sagemaker):
+    """deploy.traffic in the config (the build's snapshot) drives SageMaker's blue/green policy."""
+    from lambda_pipeline.config import validate_config
+    client, stub = sagemaker
+    config = validate_config({"pipeline": "fraud", "deploy": {"traffic": {
+        "type": "linear", "percent": 25, "wait_seconds": 120, "alarms": ["fraud-5xx", "fraud-latency"]}}})
+    stub.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/fraud"}, {
+        "EndpointName": "fraud", "EndpointConfigName": "fraud-v2-abcdef", "DeploymentConfig": {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "LINEAR", "WaitIntervalInSeconds": 120,
+                                                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}},
+                "TerminationWaitInSeconds": 120, "MaximumExecutionTimeoutInSeconds": 3600},
+            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "fraud-5xx"}, {"AlarmName": "fraud-latency"}]}}})
+    SageMakerHosting(ROLE, IMAGE, boto3_client=client).update_endpoint("fraud", "fraud-v2-abcdef",
+                                                                       traffic=config["deploy"]["traffic"])
+    stub.assert_no_pending_responses()

@@ -175,10 +175,30 @@ def test_registry_records_models(ledger):
     assert ledger.get_model("v9") is None
 
 
-@pytest.mark.parametrize("ledger", ["dynamodb"], indirect=True)  # only it is shared by concurrent Lambdas
-def test_dynamodb_state_compare_and_swap(ledger):
+def test_state_compare_and_swap(ledger):
     assert ledger.swap_state("slot", None, "b1")
     assert not ledger.swap_state("slot", None, "b2")  # taken
     assert not ledger.swap_state("slot", "b9", "b2")  # not what it holds
     assert ledger.swap_state("slot", "b1", "b2") and ledger.get_state("slot") == "b2"
     assert not ledger.swap_state("missing", "b1", "b2")
+
+
+def test_sqlite_compare_and_swap_lets_exactly_one_of_many_connections_win(tmp_path):
+    """Threads each with their own connection (as the engine, the CLI and a git hook are): one wins."""
+    import threading
+    path = str(tmp_path / "ledger.db")
+    SqliteLedger(path).set_state("slot", "old")
+    ledgers = [SqliteLedger(path) for _ in range(8)]
+    barrier, wins = threading.Barrier(8), []
+
+    def swap(i):
+        barrier.wait()
+        if ledgers[i].swap_state("slot", "old", f"b{i}"):
+            wins.append(i)
+
+    threads = [threading.Thread(target=swap, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and ledgers[0].get_state("slot") == f"b{wins[0]}"

@@ -82,3 +82,17 @@ def test_malformed_json_reports_line_and_column():
 def test_non_object_document():
     with pytest.raises(ConfigError, match="must be a JSON object, got list"):
         load_config_text(json.dumps([1, 2]))
+
+
+def test_deploy_traffic_defaults_to_all_at_once_and_is_validated():
+    assert validate_config(minimal())["deploy"]["traffic"] == {"type": "all_at_once", "percent": 10,
+                                                                "wait_seconds": 300, "alarms": []}
+    canary = validate_config(minimal(deploy={"traffic": {"type": "canary", "percent": 20, "alarms": ["p-5xx"]}}))
+    assert canary["deploy"]["traffic"]["type"] == "canary" and canary["deploy"]["traffic"]["percent"] == 20
+    with pytest.raises(ConfigError, match="'deploy.traffic.type' must be one of all_at_once, canary, linear"):
+        validate_config(minimal(deploy={"traffic": {"type": "blue-green"}}))
+    with pytest.raises(ConfigError) as bad:
+        validate_config(minimal(deploy={"traffic": {"type": "linear", "percent": 150, "alarms": [3]}}))
+    message = str(bad.value)
+    assert "'deploy.traffic.percent' is a share of capacity: at most 100, got 150" in message
+    assert "'deploy.traffic.alarms' must be a list of CloudWatch alarm names" in message

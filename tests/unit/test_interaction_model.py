@@ -1,4 +1,5 @@
 """Lint of the skill package: every locale's model against Alexa's rules and the code."""
+import importlib.util
 import json
 import re
 
@@ -50,11 +51,11 @@ def test_invocation_name_follows_alexas_rules(locale):
         assert not words & {"alexa", "amazon", "echo", "skill", "app", "ask", "tell", "open", "launch", "start"}
 
 
-def test_custom_intents_have_fifteen_natural_samples(locale):
+def test_custom_intents_have_forty_natural_samples(locale):
     for intent in model(locale)["intents"]:
         if intent["name"] in CUSTOM:
             samples = intent["samples"]
-            assert len(samples) >= 15, (intent["name"], len(samples))
+            assert len(samples) >= 40, (intent["name"], len(samples))
             assert len(set(samples)) == len(samples)
             assert any("{" not in s for s in samples)  # slots stay optional
             for sample in samples:
@@ -107,3 +108,114 @@ def test_every_sample_resolves_to_its_own_intent(locale):
             for value in resolver.model.get("types", [])[0]["values"]:
                 filled = filled.replace("{Pipeline}", value["name"]["value"])
             assert resolver.resolve(filled).intent == intent["name"], sample
+
+
+# -- the grammar is the source; the committed JSON is its expansion --------------------------
+def _expander():
+    spec = importlib.util.spec_from_file_location("im_expand", REPO / "interaction_model" / "expand.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_models_are_the_expansion_of_the_grammars(locale):
+    expected = _expander().render(locale)
+    actual = (MODEL_DIR / f"{locale}.json").read_text(encoding="utf-8")
+    assert actual == expected, f"run: python interaction_model/expand.py {locale}"
+
+
+def test_the_expander_rejects_what_alexa_would():
+    expand = _expander()
+    assert expand.expand_template("(is|has) [my] build <d>", {"d": "(done|over)"}) == [
+        "is my build done", "is my build over", "is build done", "is build over",
+        "has my build done", "has my build over", "has build done", "has build over"]
+    for bad in ("is (my build", "is my] build", "is <nope> done", "is {Slot done"):
+        with pytest.raises(expand.GrammarError):
+            expand.expand_template(bad, {})
+    grammar = {"invocationName": "x y", "fallbackIntentSensitivity": "LOW", "builtins": {},
+               "intents": {"A": {"samples": ["stop (it|now)"]}, "B": {"samples": ["stop it"]}}}
+    with pytest.raises(expand.GrammarError, match="both A and B"):
+        expand.build_model(grammar)
+
+
+# -- lint, as Alexa's model build and certification would -----------------------------------
+ALLOWED = {"en-US": r"[a-z' .]+", "fr-FR": r"[a-zàâäçéèêëîïôöùûüÿœæ' -]+",
+           "ja-JP": r"[\u3040-\u309f\u30a0-\u30ff\u4e00-\u9fff々ー]+"}
+WAKE_WORDS = {"en-US": ("alexa", "amazon", "echo", "computer"), "fr-FR": ("alexa", "amazon", "echo"),
+              "ja-JP": ("アレクサ", "アマゾン", "エコー")}
+LAUNCH_PREFIXES = {"en-US": ("ask ", "open ", "tell sage", "launch sage", "start sage", "use "),
+                   "fr-FR": ("demande ", "ouvre ", "lance sage", "dis à "),
+                   "ja-JP": ("を開いて", "を起動", "で")}
+
+
+def _samples(locale):
+    return [(i["name"], s) for i in model(locale)["intents"] for s in i.get("samples", [])]
+
+
+def test_samples_use_only_the_characters_alexa_accepts(locale):
+    for intent, sample in _samples(locale):
+        text = re.sub(r"\{\w+\}", "", sample)
+        assert re.fullmatch(ALLOWED[locale], text.replace(" ", "") if locale == "ja-JP" else text), (intent, sample)
+        assert len(sample) <= 200
+
+
+def test_no_invocation_name_wake_word_or_launch_phrase_in_samples(locale):
+    invocation = model(locale)["invocationName"].lower()
+    for intent, sample in _samples(locale):
+        lowered = sample.lower()
+        assert invocation not in lowered and invocation.replace(" ", "") not in lowered.replace(" ", ""), sample
+        assert not any(w in lowered for w in WAKE_WORDS[locale]), sample
+        if locale == "ja-JP":
+            assert not lowered.startswith("で") and "を開いて" not in lowered, sample
+        else:
+            assert not lowered.startswith(LAUNCH_PREFIXES[locale]), sample
+
+
+def test_slot_syntax(locale):
+    m = model(locale)
+    for intent in m["intents"]:
+        declared = {s["name"] for s in intent.get("slots", [])}
+        for sample in intent.get("samples", []):
+            assert sample.count("{") == sample.count("}"), sample
+            assert not re.search(r"\{[^}]*\{", sample), f"nested braces in {sample!r}"
+            names = re.findall(r"\{([^}]*)\}", sample)
+            for name in names:
+                assert re.fullmatch(r"[A-Za-z][A-Za-z_]*", name), (sample, name)
+                assert name in declared, (intent["name"], sample)
+            assert len(names) == len(set(names)), f"a slot is used twice in {sample!r}"
+            if locale != "ja-JP":  # space-delimited languages: a slot is a word of its own
+                assert not re.search(r"\w\{|\}\w|\}\{", sample), sample
+
+
+def test_numbers_are_spelled_as_alexa_requires(locale):
+    for intent, sample in _samples(locale):
+        text = re.sub(r"\{\w+\}", "", sample)
+        assert not re.search(r"[0-9０-９]", text), sample
+        if locale == "en-US":
+            assert not re.search(r"(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)-", text), sample
+
+
+def test_fallback_sensitivity_is_explicit_with_out_of_domain_samples(locale):
+    m = model(locale)
+    assert m["modelConfiguration"]["fallbackIntentSensitivity"]["level"] in ("LOW", "MEDIUM", "HIGH")
+    fallback = next(i for i in m["intents"] if i["name"] == "AMAZON.FallbackIntent")
+    assert len(fallback["samples"]) >= 10
+    resolver = Resolver(locale)
+    for sample in fallback["samples"]:
+        assert resolver.resolve(sample).intent == "AMAZON.FallbackIntent", sample
+
+
+def test_example_phrases_resolve_to_a_custom_intent(locale):
+    resolver = Resolver(locale)
+    owner = {s: name for name, s in _samples(locale)}
+    for phrase in MANIFEST["publishingInformation"]["locales"][locale]["examplePhrases"]:
+        for form in EXAMPLE_FORMS[locale]:
+            match = re.match(form, phrase)
+            if match and "u" in match.groupdict():
+                assert owner[match["u"]] in CUSTOM, phrase
+                assert resolver.resolve(match["u"]).intent == owner[match["u"]], phrase
+
+
+def test_the_skill_declares_the_apl_interface():
+    interfaces = MANIFEST["apis"]["custom"].get("interfaces", [])
+    assert [i for i in interfaces if i.get("type") == "ALEXA_PRESENTATION_APL"], interfaces

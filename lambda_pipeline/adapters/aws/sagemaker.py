@@ -76,6 +76,14 @@ class SageMakerTraining:
                 return
             raise translate(exc, f"could not stop training job {name}") from exc
 
+    def active_jobs(self) -> set[str]:
+        """Names of the jobs still InProgress (one page: the most recent 100)."""
+        try:
+            answer = self._sm.list_training_jobs(StatusEquals="InProgress", MaxResults=100)
+        except Exception as exc:
+            raise translate(exc, "could not list training jobs") from exc
+        return {job["TrainingJobName"] for job in answer.get("TrainingJobSummaries", [])}
+
     def read_log(self, name: str, offset: int = 0) -> LogChunk:
         """The job's CloudWatch log; ``offset`` counts events already read."""
         logs = self._logs or _client("logs", None, self._session)
@@ -142,25 +150,29 @@ class SageMakerHosting:
         except Exception as exc:
             raise translate(exc, f"could not create endpoint {name}") from exc
 
-    def deployment_config(self) -> dict[str, Any]:
-        """SageMaker's blue/green update policy, with alarm-based auto-rollback when alarms are set."""
-        kind = self.traffic.get("type", "ALL_AT_ONCE")
-        routing: dict[str, Any] = {"Type": kind, "WaitIntervalInSeconds": int(self.traffic.get("wait_seconds", 300))}
+    def deployment_config(self, traffic: dict[str, Any] | None = None) -> dict[str, Any]:
+        """SageMaker's blue/green update policy, with alarm-based auto-rollback when alarms are set.
+
+        ``traffic`` is the build's ``deploy.traffic`` (type ``all_at_once``/``canary``/``linear``,
+        any case); without it the adapter's default."""
+        traffic = traffic or self.traffic
+        kind = str(traffic.get("type", "ALL_AT_ONCE")).upper()
+        routing: dict[str, Any] = {"Type": kind, "WaitIntervalInSeconds": int(traffic.get("wait_seconds", 300))}
         if kind == "CANARY":
-            routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": int(self.traffic.get("percent", 10))}
+            routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": int(traffic.get("percent", 10))}
         elif kind == "LINEAR":
-            routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": int(self.traffic.get("percent", 10))}
+            routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": int(traffic.get("percent", 10))}
         config: dict[str, Any] = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
                                                             "TerminationWaitInSeconds": 120,
                                                             "MaximumExecutionTimeoutInSeconds": 3600}}
-        if self.traffic.get("alarms"):
-            config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in self.traffic["alarms"]]}
+        if traffic.get("alarms"):
+            config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in traffic["alarms"]]}
         return config
 
-    def update_endpoint(self, name: str, config_name: str) -> None:
+    def update_endpoint(self, name: str, config_name: str, traffic: dict[str, Any] | None = None) -> None:
         try:
             self._sm.update_endpoint(EndpointName=name, EndpointConfigName=config_name,
-                                     DeploymentConfig=self.deployment_config())
+                                     DeploymentConfig=self.deployment_config(traffic))
         except Exception as exc:
             raise translate(exc, f"could not update endpoint {name}") from exc
 
@@ -171,6 +183,16 @@ class SageMakerHosting:
             if "Could not find endpoint" in str(exc):
                 return None
             raise translate(exc, f"could not describe endpoint {name}") from exc
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        """Summaries (``EndpointName``, ``EndpointStatus``, ``LastModifiedTime``) of the account's
+        endpoints in this region, newest first, at most 1,000."""
+        try:
+            pages = self._sm.get_paginator("list_endpoints").paginate(
+                SortBy="CreationTime", SortOrder="Descending", PaginationConfig={"MaxItems": 1000})
+            return [e for page in pages for e in page["Endpoints"]]
+        except Exception as exc:
+            raise translate(exc, "could not list endpoints") from exc
 
     def ping_endpoint(self, name: str) -> bool:
         """SageMaker pings the container itself; InService is what the outside can see."""

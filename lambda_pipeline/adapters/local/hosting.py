@@ -142,8 +142,9 @@ class LocalHostingPlatform:
         threading.Thread(target=self._roll_out, args=(endpoint, config_name, True),
                          name=f"create-{name}", daemon=True).start()
 
-    def update_endpoint(self, name: str, config_name: str) -> None:
-        """Blue/green: start the new server, swap when it answers /ping, drain the old one."""
+    def update_endpoint(self, name: str, config_name: str, traffic: dict[str, Any] | None = None) -> None:
+        """Blue/green: start the new server, swap when it answers /ping, drain the old one.
+        Locally the swap moves all traffic at once, whatever ``traffic`` says."""
         endpoint = self._endpoint(name)
         self._config(config_name)
         row = self._row(name)

@@ -176,6 +176,18 @@ class SqliteLedger:
             conn.execute("INSERT INTO trigger_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
                          " SET value = excluded.value", (key, value))
 
+    def swap_state(self, key: str, expected: str | None, value: str) -> bool:
+        """Compare-and-swap: set ``key`` to ``value`` only if it still holds ``expected`` (None: only
+        if unset). ``BEGIN IMMEDIATE`` takes the write lock first, so of processes and threads
+        swapping at the same moment exactly one sees ``expected``."""
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT value FROM trigger_state WHERE key = ?", (key,)).fetchone()
+            if (row["value"] if row else None) != expected:
+                return False
+            conn.execute("INSERT INTO trigger_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+                         " SET value = excluded.value", (key, value))
+            return True
+
     # -- registry -------------------------------------------------------------------------
     def register_model(self, version: str, build_id: str, artifact: str, code: str | None,
                        metrics: dict[str, float], config: dict[str, Any], data_refs: dict[str, Any] | None = None,
