@@ -132,10 +132,10 @@ SCHEMA: dict[str, Any] = {
             "secret": Field((str,), "The secret itself (prefer secret_env).", default=None),
         },
     },
-    "notifications": Field((list,), "Where build events go: console, webhook, email (SMTP).",
+    "notifications": Field((list,), "Where build events go: console, webhook, email (SMTP), alexa.",
                            default=[{"type": "console"}], items={
-                               "type": Field((str,), "console, webhook or email", required=True,
-                                             choices=("console", "webhook", "email")),
+                               "type": Field((str,), "console, webhook, email or alexa", required=True,
+                                             choices=("console", "webhook", "email", "alexa")),
                                "events": Field((list,), "Events to send (default: all).", default=None),
                                "url": Field((str,), "webhook URL", default=None),
                                "secret_env": Field((str,), "env var with the webhook HMAC secret", default=None),
@@ -144,6 +144,21 @@ SCHEMA: dict[str, Any] = {
                                "from": Field((str,), "sender address", default=None),
                                "to": Field((list,), "recipient addresses", default=None),
                                "retries": Field((int,), "attempts after the first", default=3, minimum=0),
+                               # alexa (Proactive Events); see lambda_pipeline/alexa_events.py
+                               "client_id_env": Field((str,), "env var with the skill's Alexa client id",
+                                                      default=None),
+                               "client_secret_env": Field((str,), "env var with the skill's Alexa client secret",
+                                                          default=None),
+                               "stage": Field((str,), "skill stage the events go to (default development)",
+                                              default=None, choices=("development", "live")),
+                               "region": Field((str,), "Alexa API region: NA, EU or FE (default NA)",
+                                               default=None, choices=("NA", "EU", "FE")),
+                               "audience": Field((str,), "unicast (each allowed user, default) or multicast",
+                                                 default=None, choices=("unicast", "multicast")),
+                               "api_url": Field((str,), "Proactive Events URL (default: Amazon's by region "
+                                                "and stage)", default=None),
+                               "token_url": Field((str,), "Login with Amazon token URL (default: Amazon's)",
+                                                  default=None),
                            }),
     "builds": {
         "when_running": Field((str,), "A build started while one runs is queued or refused.",
@@ -258,10 +273,12 @@ def _check_semantics(cfg: dict[str, Any], problems: list[str]) -> None:
     if not all(isinstance(u, str) for u in cfg["skill"]["allowed_user_ids"]):
         problems.append("'skill.allowed_user_ids' must be a list of Alexa user id strings")
     for i, sink in enumerate(cfg["notifications"]):
-        need = {"webhook": ("url",), "email": ("smtp_host", "from", "to")}.get(sink.get("type"), ())
+        need = {"webhook": ("url",), "email": ("smtp_host", "from", "to"),
+                "alexa": ("client_id_env", "client_secret_env")}.get(sink.get("type"), ())
         for key in need:
             if not sink.get(key):
-                problems.append(f"'notifications[{i}].{key}' is required for a {sink['type']} sink")
+                problems.append(f"'notifications[{i}].{key}' is required for {_an(sink['type'])} sink")
+        _check_alexa_keys(i, sink, problems)
         unknown = set(sink.get("events") or []) - set(EVENTS)
         if unknown:
             problems.append(f"'notifications[{i}].events' has unknown events {sorted(unknown)}; "
@@ -283,6 +300,30 @@ def _check_semantics(cfg: dict[str, Any], problems: list[str]) -> None:
         problems.append("'polling.initial_seconds' must not exceed 'polling.max_seconds'")
     if cfg["deploy"]["endpoint"] is None:
         cfg["deploy"]["endpoint"] = cfg["pipeline"]
+
+
+_ALEXA_KEYS = ("client_id_env", "client_secret_env", "stage", "region", "audience", "api_url", "token_url")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _an(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
+
+
+def _check_alexa_keys(i: int, sink: dict[str, Any], problems: list[str]) -> None:
+    """Alexa-only keys belong on alexa sinks, theirs on the others; URLs and env names are well formed."""
+    is_alexa = sink.get("type") == "alexa"
+    for key in (_ALEXA_KEYS if not is_alexa else ("url", "secret_env", "smtp_host", "from", "to")):
+        if sink.get(key) is not None:
+            problems.append(f"'notifications[{i}].{key}' does not apply to {_an(str(sink.get('type')))} sink")
+    if not is_alexa:
+        return
+    for key in ("client_id_env", "client_secret_env"):
+        if sink.get(key) and not _ENV_RE.match(sink[key]):
+            problems.append(f"'notifications[{i}].{key}' must name an environment variable, got {sink[key]!r}")
+    for key in ("api_url", "token_url"):
+        if sink.get(key) and not re.match(r"^https?://[^/\s]+", sink[key]):
+            problems.append(f"'notifications[{i}].{key}' must be an http(s) URL, got {sink[key]!r}")
 
 
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false",

@@ -560,6 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .voice import add_voice_commands
     add_voice_commands(sub)
+    from .notify_test import add_notify_test_command
+    add_notify_test_command(sub)
 
     p = sub.add_parser("demo", help="build, deploy and call the sample model end to end")
     p.add_argument("--dir", default="sagebuild-demo", help="where the demo project lives (default: ./sagebuild-demo)")

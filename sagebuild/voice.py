@@ -62,7 +62,7 @@ def cmd_say(ctx: Any, args: argparse.Namespace) -> int:
         envelope = intent_request(intent, slots, args.locale, skill_id=settings.skill_id, user_id=user,
                                   new_session=session is None, attributes=(session or {}).get("attributes"),
                                   session_id=(session or {}).get("session_id"))
-    response = SkillApp(ctx.builds(), settings).handle(envelope)
+    response = SkillApp(ctx.builds(), settings, _memory(ctx)).handle(envelope)
     end = (response.get("response") or {}).get("shouldEndSession", True) is not False
     if end:
         session_file.unlink(missing_ok=True)
@@ -87,6 +87,12 @@ def cmd_say(ctx: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory(ctx: Any) -> Any:
+    """The skill's per-user memory (opt-ins, what each user heard): the running engine's, if any."""
+    running = HttpBuilds.of_project(ctx.project)
+    return running.state() if running is not None else None
+
+
 def _load_session(path: Any, locale: str) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
@@ -107,7 +113,7 @@ def cmd_skill_serve(ctx: Any, args: argparse.Namespace) -> int:
         raise EngineNotRunning(f"the engine is not running for {ctx.project}: start it with `sagebuild up` first")
     settings = _settings(ctx)
     verifier = None if args.no_verify else AlexaRequestVerifier()
-    server = SkillServer(SkillApp(running, settings), verifier, port=args.port)
+    server = SkillServer(SkillApp(running, settings, running.state()), verifier, port=args.port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -15,10 +15,12 @@ from ask_sdk_core.serialize import DefaultSerializer
 from ask_sdk_core.skill_builder import CustomSkillBuilder
 from ask_sdk_model import RequestEnvelope
 
+from lambda_pipeline.audience import Audience, StateStore
 from lambda_pipeline.ports import Builds
 
 from .api_client import LazyApiClient
 from .handlers import CatchAllExceptionHandler, handlers_for
+from .notify_handlers import MarkHeardInterceptor, notify_handlers
 from .settings import SkillSettings
 from .speech import Speech
 
@@ -41,11 +43,15 @@ class WrongSkillId(PermissionError):
 class SkillApp:
     """The skill bound to a Builds port and its settings."""
 
-    def __init__(self, builds: Builds, settings: SkillSettings) -> None:
+    def __init__(self, builds: Builds, settings: SkillSettings, memory: StateStore | None = None) -> None:
+        """``memory`` (the ledger's state, or the engine's /v1/alexa/state) keeps who opted in to
+        notifications and what each user last heard; without it there is no "since you last asked"."""
         self.settings = settings
         builder = CustomSkillBuilder(api_client=LazyApiClient())
-        for handler in handlers_for(builds, settings):
+        audience = Audience(memory) if memory is not None else None
+        for handler in notify_handlers(builds, settings, audience) + handlers_for(builds, settings):
             builder.add_request_handler(handler)
+        builder.add_global_response_interceptor(MarkHeardInterceptor(builds, settings, audience))
         builder.add_exception_handler(CatchAllExceptionHandler())
         self._skill = builder.create()
         self._serializer = DefaultSerializer()
@@ -146,17 +152,20 @@ def _default_app() -> SkillApp:
     global _default
     if _default is None:
         builds: Builds
+        memory: StateStore
         if os.environ.get("SAGEBUILD_STATE_MACHINE"):
             from lambda_pipeline.lambda_entry import builds_from_environment
             builds = builds_from_environment()
+            memory = builds.ports.ledger  # type: ignore[attr-defined]  # the stack's DynamoDB ledger
         elif os.environ.get("SAGEBUILD_ENGINE_URL"):
             from lambda_pipeline.adapters.local.http_builds import HttpBuilds
             builds = HttpBuilds(os.environ["SAGEBUILD_ENGINE_URL"], timeout=5,
                                 token=os.environ.get("SAGEBUILD_ENGINE_TOKEN"))
+            memory = builds.state()
         else:
             raise RuntimeError("neither SAGEBUILD_STATE_MACHINE nor SAGEBUILD_ENGINE_URL is set: "
                                "the skill does not know where builds are")
-        _default = SkillApp(builds, SkillSettings.from_env())
+        _default = SkillApp(builds, SkillSettings.from_env(), memory)
     return _default
 
 

@@ -397,7 +397,8 @@ def handlers_for(builds: Builds, settings: SkillSettings) -> list[AbstractReques
 HANDLED_INTENTS = frozenset({"BuildStatusIntent", "StartBuildIntent", "StopBuildIntent", "BuildDetailsIntent",
                              "LiveModelIntent", "ListBuildsIntent", "RollbackIntent", "AMAZON.HelpIntent", "AMAZON.CancelIntent",
                              "AMAZON.StopIntent", "AMAZON.NavigateHomeIntent", "AMAZON.FallbackIntent",
-                             "AMAZON.YesIntent", "AMAZON.NoIntent"})
+                             "AMAZON.YesIntent", "AMAZON.NoIntent",
+                             "NotifyMeIntent"})  # handled in notify_handlers.py
 
 
 # -- slot helpers ---------------------------------------------------------------------------

@@ -292,6 +292,8 @@ class StackTool:
         arn = self.outputs(stack)["SkillFunctionArn"]
         manifest = json.loads((ROOT / "interaction_model" / "skill.json").read_text())
         manifest["manifest"]["apis"]["custom"]["endpoint"] = {"uri": arn}
+        if "events" in manifest["manifest"]:  # skill events (notification opt-ins) go to the same function
+            manifest["manifest"]["events"]["endpoint"] = {"uri": arn}
         package = out / "skill-package"
         (package / "interactionModels" / "custom").mkdir(parents=True, exist_ok=True)
         (package / "skill.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

@@ -17,6 +17,8 @@ Routes (JSON in, JSON out; errors are ``{"error": {"type", "message"}}``):
     GET  /v1/live?at=EPOCH               {"deployment": {...} | null}  what served at that time
     GET  /v1/rollback/plan?version=V     {"endpoint", "pipeline", "from", "to"}  changes nothing
     POST /v1/rollback                    {"version"?} -> EndpointInfo  (default: the previous good version)
+    GET  /v1/alexa/state?key=K           {"key", "value"}  the skill's per-user memory (keys "alexa.*")
+    POST /v1/alexa/state                 {"key", "value"} -> {"key", "value"}  (opt-ins, what each user heard)
 
 Status codes: 400 bad request or config, 401 no or a wrong API token, 404 not found, 409 conflict
 (already running, nothing to stop), 500 anything else.
@@ -72,9 +74,10 @@ class ApiServer:
     """
 
     def __init__(self, builds: EngineBuilds, port: int = 0, hub: Any = None,
-                 load_config: Any = None, token: str | None = None) -> None:
+                 load_config: Any = None, token: str | None = None, state: Any = None) -> None:
         self._builds = builds
         self._token = token
+        self._state = state  # the ledger's key/value state, for the skill's per-user memory
         self._hub = hub
         self._load_config = load_config
         self._server = LocalHTTPServer(("127.0.0.1", port), self._handler())
@@ -136,6 +139,8 @@ class ApiServer:
                 raise _BadRequest("a trigger needs a reason")
             details = body.get("details") if isinstance(body.get("details"), dict) else {}
             return 202, self._hub.submit(source, reason, details)
+        if parts == ["alexa", "state"] and self._state is not None:
+            return self._alexa_state(method, query, body)
         if parts == ["endpoints"] and method == "GET":
             return 200, {"endpoints": [e.to_dict() for e in b.endpoints()]}
         if parts == ["models"] and method == "GET":
@@ -161,6 +166,20 @@ class ApiServer:
         if self._token is None:
             return True
         return hmac.compare_digest((header or "").encode(), f"Bearer {self._token}".encode())
+
+    def _alexa_state(self, method: str, query: dict[str, list[str]], body: dict[str, Any]) -> tuple[int, Any]:
+        """The skill's memory (who opted in, what each user heard): only keys under ``alexa.``."""
+        key = str((query.get("key") or [""])[0] if method == "GET" else body.get("key") or "")
+        if not key.startswith("alexa.") or len(key) > 1000:
+            raise _BadRequest(f"state keys here start with 'alexa.' (at most 1000 characters), got {key[:60]!r}")
+        if method == "GET":
+            return 200, {"key": key, "value": self._state.get_state(key)}
+        if method == "POST":
+            if not isinstance(body.get("value"), str):
+                raise _BadRequest("give the value as a string")
+            self._state.set_state(key, body["value"])
+            return 200, {"key": key, "value": body["value"]}
+        raise NotFound(f"no route {method} /v1/alexa/state")
 
     def launch(self, raw: bytes, headers: Any) -> tuple[int, Any]:
         """A signed launch message: verify it, then hand its trigger to the hub."""

@@ -94,13 +94,14 @@ class LocalService:
         db = str(self.paths.ledger)
         artifacts = LocalArtifactStore(str(self.paths.root / "artifacts"))
         config = FileConfigStore(str(self.paths.project))
-        self.notifier = ConfiguredNotifier(config.load, notify)
+        ledger = SqliteLedger(db)
+        self.notifier = ConfiguredNotifier(config.load, notify, state=ledger)  # state: who opted out of Alexa
         self.training = LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
                                               grace_seconds=grace_seconds)
         self.hosting = LocalHostingPlatform(str(self.paths.root / "endpoints"), db, artifacts, python=sys.executable)
         self.ports = Ports(
             config=config,
-            ledger=SqliteLedger(db),
+            ledger=ledger,
             artifacts=artifacts,
             training=self.training,
             hosting=self.hosting,
@@ -113,7 +114,8 @@ class LocalService:
         self.hub = TriggerHub(self.builds, window=lambda: self._config_value("triggers", "coalesce_seconds", 2.0))
         self.token = secrets.token_urlsafe(32)
         self.registry = PipelineRegistry(registry_home)
-        self.api = ApiServer(self.builds, port=api_port, hub=self.hub, load_config=config.load, token=self.token)
+        self.api = ApiServer(self.builds, port=api_port, hub=self.hub, load_config=config.load, token=self.token,
+                             state=ledger)
         self.scheduler = Scheduler(schedules=lambda: self._config_value("triggers", "schedule", []),
                                    submit=self.hub.submit, state=self.ports.ledger, notify=self.notifier.publish,
                                    pipeline=lambda: self._config_value("pipeline", None, ""))

@@ -174,6 +174,7 @@ def test_skill_package_points_the_manifest_at_the_stacks_skill_function(account,
     assert resources["profiles"]["default"]["skillMetadata"]["src"] == "./skill-package"
     manifest = json.loads((tmp_path / "pkg" / "skill-package" / "skill.json").read_text())
     assert manifest["manifest"]["apis"]["custom"]["endpoint"] == {"uri": arn}
+    assert manifest["manifest"]["events"]["endpoint"] == {"uri": arn}  # skill events (notification opt-ins) too
     models = sorted(p.name for p in (tmp_path / "pkg" / "skill-package" / "interactionModels" / "custom").iterdir())
     assert models == ["en-US.json", "fr-FR.json", "ja-JP.json"]
 

@@ -136,7 +136,8 @@ def test_the_template_deploys_into_moto_as_dev_and_prod():
             summaries = cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
             created = {r["LogicalResourceId"] for r in summaries if r["LogicalResourceId"]}  # moto lists 2 unnamed extras
             conditional_off = {"ScheduleRule", "LaunchFromSchedulePermission",  # no ScheduleExpression given
-                               "CodeCommitPushRule", "LaunchFromCodeCommitPermission"}  # no CodeCommit repository
+                               "CodeCommitPushRule", "LaunchFromCodeCommitPermission",  # no CodeCommit repository
+                               "AlexaNotifyRole", "AlexaNotifyFunction", "AlexaNotifyPermission"}  # no AlexaClientId
             assert created == set(tpl["Resources"]) - conditional_off
             outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
             assert outputs["EndpointName"] == f"{stack}-endpoint"
@@ -161,3 +162,57 @@ def test_cli_renders_every_variant(tmp_path):
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in (tmp_path / "cfn").iterdir()) == sorted(f"{v}.yaml" for v in VARIANTS)
     assert yaml.safe_load((tmp_path / "cfn" / "default.yaml").read_text())["Resources"]["BuildStateMachine"]
+
+
+def test_alexa_notifications_get_their_secret_and_nothing_more(variant):
+    _, tpl = variant
+    resources = tpl["Resources"]
+    alexa = {n for n, r in resources.items() if n.startswith("Alexa")}
+    assert alexa == {"AlexaClientSecret", "AlexaNotifyRole", "AlexaNotifyFunction", "AlexaNotifySubscription",
+                     "AlexaNotifyPermission"}
+    assert all(resources[n]["Condition"] == "HasAlexaNotifications" for n in alexa)  # off unless AlexaClientId is set
+    assert tpl["Conditions"]["HasAlexaNotifications"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlexaClientId"}, ""]}]}
+    fn = resources["AlexaNotifyFunction"]["Properties"]
+    assert fn["Handler"] == "lambda_pipeline.alexa_entry.notify" and fn["Role"] == {"Fn::GetAtt": ["AlexaNotifyRole", "Arn"]}
+    variables = fn["Environment"]["Variables"]
+    assert variables["SAGEBUILD_ALEXA_CLIENT_SECRET"] == {"Ref": "AlexaClientSecret"}  # the ARN, never the value
+    assert variables["SAGEBUILD_ALEXA_CLIENT_ID"] == {"Ref": "AlexaClientId"}
+    assert variables["ALLOWED_USER_IDS"] == {"Ref": "AllowedAlexaUserIds"}
+    statements = [s for role, s in policy_statements(tpl) if role == "AlexaNotifyRole"]
+    assert {(s["Action"], json.dumps(s["Resource"])) for s in statements} == {
+        ("secretsmanager:GetSecretValue", json.dumps({"Ref": "AlexaClientSecret"})),
+        ("ssm:GetParameter", json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:"
+                                                    "parameter/sagebuild/${AWS::StackName}/config"})),
+        ("dynamodb:GetItem", json.dumps({"Fn::GetAtt": ["LedgerTable", "Arn"]}))}
+    for role, statement in policy_statements(tpl):  # nobody else may read the Alexa secret
+        if role != "AlexaNotifyRole":
+            assert "AlexaClientSecret" not in json.dumps(statement), role
+    subscription = resources["AlexaNotifySubscription"]["Properties"]
+    assert subscription == {"TopicArn": {"Ref": "StatusTopic"}, "Protocol": "lambda",
+                            "Endpoint": {"Fn::GetAtt": ["AlexaNotifyFunction", "Arn"]}}
+    permission = resources["AlexaNotifyPermission"]["Properties"]
+    assert permission["Principal"] == "sns.amazonaws.com" and permission["SourceArn"] == {"Ref": "StatusTopic"}
+    assert tpl["Outputs"]["AlexaClientSecretArn"]["Condition"] == "HasAlexaNotifications"
+
+
+def test_with_an_alexa_client_id_the_notify_function_deploys_into_moto():
+    tpl, _ = _unmodelled(yaml.safe_load(render_template()))
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="sagebuild-code")
+        s3.put_object(Bucket="sagebuild-code", Key="code.zip", Body=b"PK\x05\x06" + b"\x00" * 18)
+        cfn = boto3.client("cloudformation", region_name="us-east-1")
+        parameters = {"CodeBucket": "sagebuild-code", "CodeKey": "code.zip", "AlexaClientId": "amzn1.application-oa2-client.x",
+                      "AllowedAlexaUserIds": "amzn1.ask.account.me",
+                      "TrainingImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1",
+                      "ServingImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1"}
+        cfn.create_stack(StackName="sb-alexa", TemplateBody=json.dumps(tpl), Capabilities=["CAPABILITY_IAM"],
+                         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
+        assert cfn.describe_stacks(StackName="sb-alexa")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+        created = {r["LogicalResourceId"] for r in cfn.list_stack_resources(StackName="sb-alexa")["StackResourceSummaries"]}
+        assert {"AlexaNotifyRole", "AlexaNotifyFunction", "AlexaNotifyPermission"} <= created
+        functions = {f["Handler"]: f for f in boto3.client("lambda", region_name="us-east-1").list_functions()["Functions"]}
+        env = functions["lambda_pipeline.alexa_entry.notify"]["Environment"]["Variables"]
+        assert env["SAGEBUILD_ALEXA_CLIENT_ID"] == "amzn1.application-oa2-client.x"
+        assert env["ALLOWED_USER_IDS"] == "amzn1.ask.account.me"
+        assert env["SAGEBUILD_CONFIG_PARAMETER"] == "/sagebuild/sb-alexa/config"

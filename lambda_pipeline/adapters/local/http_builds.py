@@ -9,11 +9,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import errors
 from ...errors import EngineNotRunning, SageBuildError
 from ...model import Build, EndpointInfo, LogChunk
+
+if TYPE_CHECKING:
+    from .http_state import HttpState
 
 __all__ = ["HttpBuilds"]
 
@@ -47,6 +50,11 @@ class HttpBuilds:
         except SageBuildError:
             return None
         return builds
+
+    def state(self) -> HttpState:
+        """The skill's per-user memory kept by this engine (``/v1/alexa/state``)."""
+        from .http_state import HttpState
+        return HttpState(self.url, token=self._token)
 
     def submit_trigger(self, source: str, reason: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
         """Hand a trigger (a git hook's commit, say) to the engine's coalescing hub."""

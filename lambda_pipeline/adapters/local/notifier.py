@@ -1,4 +1,4 @@
-"""Notifier port, locally: console, webhook (signed JSON POST) and SMTP e-mail, per the config.
+"""Notifier port, locally: console, webhook (signed JSON POST), SMTP e-mail and Alexa, per the config.
 
 Events are delivered by a background worker, each sink retried with back-off; a sink that keeps
 failing is logged and dropped for that event. Nothing here can fail or slow a build.
@@ -19,6 +19,8 @@ import urllib.request
 from email.message import EmailMessage
 from typing import Any, Callable
 
+from ...alexa_events import DEFAULT_EVENTS as ALEXA_DEFAULT_EVENTS, DeliveryFailed, sink_from_spec
+from ...audience import Audience, StateStore
 from ...notifications import html_body, subject, summary, text_body
 
 __all__ = ["ConfiguredNotifier", "ConsoleSink", "WebhookSink", "EmailSink", "sign"]
@@ -74,6 +76,22 @@ class EmailSink:
             smtp.send_message(message)
 
 
+def alexa_sink(spec: dict[str, Any], config: dict[str, Any], state: StateStore | None = None,
+               sleep: Callable[[float], None] = time.sleep, backoff: float = 0.5) -> Any:
+    """The alexa sink of a config entry: credentials from the environment variables it names, Unicast
+    to the allowed users who have not opted out (recorded by the skill in ``state``)."""
+    client_id, secret = os.environ.get(spec["client_id_env"]), os.environ.get(spec["client_secret_env"])
+    if not client_id or not secret:
+        missing = [name for name, value in ((spec["client_id_env"], client_id), (spec["client_secret_env"], secret))
+                   if not value]
+        raise DeliveryFailed(f"the alexa sink's credentials are not set: environment variable(s) {', '.join(missing)}")
+    users = list(config["skill"]["allowed_user_ids"])
+    if state is not None:
+        audience = Audience(state)
+        users = [u for u in users if not audience.opted_out(u)]
+    return sink_from_spec(spec, users, client_id, secret, sleep=sleep, backoff=backoff)
+
+
 def make_sink(spec: dict[str, Any], write: Callable[[str], None] | None) -> Any:
     kind = spec["type"]
     if kind == "console":
@@ -94,10 +112,13 @@ class ConfiguredNotifier:
         write: where console lines go (None: nowhere).
         sleep: waits between retries (tests pass a fake).
         backoff: first retry delay in seconds; doubles each attempt.
+        state: where the skill records who opted out of Alexa notifications (the ledger).
     """
 
     def __init__(self, load_config: Callable[[], dict[str, Any]], write: Callable[[str], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, backoff: float = 0.5) -> None:
+                 sleep: Callable[[float], None] = time.sleep, backoff: float = 0.5,
+                 state: StateStore | None = None) -> None:
+        self._state = state
         self._load = load_config
         self._write = write
         self._sleep = sleep
@@ -136,19 +157,29 @@ class ConfiguredNotifier:
                 self._queue.task_done()
 
     def _deliver(self, event: str, payload: dict[str, Any]) -> None:
+        config: dict[str, Any] = {}
         try:
-            specs = self._load()["notifications"]
+            config = self._load()
+            specs = config["notifications"]
         except Exception:
             logger.warning("config unreadable; notifying on the console only", exc_info=True)
             specs = [{"type": "console", "events": None, "retries": 0}]
         for spec in specs:
-            if spec.get("events") and event not in spec["events"]:
+            events = spec.get("events") or (ALEXA_DEFAULT_EVENTS if spec["type"] == "alexa" else None)
+            if events and event not in events:
                 continue
-            sink = make_sink(spec, self._write)
             attempts = 1 + int(spec.get("retries") if spec.get("retries") is not None else 3)
             for attempt in range(attempts):
                 try:
-                    sink.send(event, payload)
+                    if spec["type"] == "alexa":  # it retries by Amazon's rules itself (429/5xx, 401/403 once)
+                        alexa_sink(spec, config, self._state, self._sleep, self._backoff).send(event, payload)
+                    else:
+                        make_sink(spec, self._write).send(event, payload)
+                    break
+                except DeliveryFailed as exc:
+                    logger.error("notification sink failed; giving up on this event",
+                                 extra={"sink": spec["type"], "event": event, "error": str(exc)})
+                    self.failures.append((spec["type"], event, str(exc)))
                     break
                 except (OSError, smtplib.SMTPException, urllib.error.URLError) as exc:
                     if attempt + 1 == attempts:
