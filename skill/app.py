@@ -159,9 +159,9 @@ def _default_app() -> SkillApp:
             memory = builds.ports.ledger  # type: ignore[attr-defined]  # the stack's DynamoDB ledger
         elif os.environ.get("SAGEBUILD_ENGINE_URL"):
             from lambda_pipeline.adapters.local.http_builds import HttpBuilds
-            builds = HttpBuilds(os.environ["SAGEBUILD_ENGINE_URL"], timeout=5,
+            engine = HttpBuilds(os.environ["SAGEBUILD_ENGINE_URL"], timeout=5,
                                 token=os.environ.get("SAGEBUILD_ENGINE_TOKEN"))
-            memory = builds.state()
+            builds, memory = engine, engine.state()
         else:
             raise RuntimeError("neither SAGEBUILD_STATE_MACHINE nor SAGEBUILD_ENGINE_URL is set: "
                                "the skill does not know where builds are")
