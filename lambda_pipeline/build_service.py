@@ -23,8 +23,8 @@ import uuid
 from typing import Any, Callable
 
 from . import rollbacks
-from .errors import (AlreadyRunning, ConfigError, ExecutionAlreadyExists, NotFound, NothingToStop,
-                     SageBuildError, TransientError)
+from .errors import (AlreadyRunning, ConfigError, ExecutionAlreadyExists, InvocationError, NotFound,
+                     NothingToStop, SageBuildError, TransientError)
 from .model import Build, BuildStatus, EndpointInfo, LogChunk
 from .ports import Executor, Ports
 from .steps.handlers import apply_overrides, notification_payload
@@ -316,7 +316,12 @@ class BuildService:
 
     def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str | None = None) -> tuple[int, bytes]:
         """Call an endpoint's model: (HTTP status, body)."""
-        return self._ports.hosting.invoke_endpoint(endpoint, body, content_type)
+        known = {e.name: e for e in self.endpoints()}
+        if endpoint not in known:
+            raise NotFound(f"no endpoint {endpoint!r} (endpoints: {', '.join(sorted(known)) or 'none yet'})")
+        if known[endpoint].status not in ("InService", "Updating"):
+            raise InvocationError(f"endpoint {endpoint} is {known[endpoint].status}, not InService")
+        return self._ports.hosting.invoke_endpoint(endpoint, body, content_type, accept or "application/json")
 
     def plan_rollback(self, version: str | None = None) -> dict[str, Any]:
         """Which version a rollback would leave and which it would restore; changes nothing."""

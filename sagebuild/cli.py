@@ -309,12 +309,11 @@ def cmd_invoke(ctx: Context, args: argparse.Namespace) -> int:
         body = args.data.encode()
     stripped = body.lstrip()
     content_type = args.content_type or ("application/json" if stripped[:1] in (b"[", b"{") else "text/csv")
-    if ctx.stack:  # SageMaker's InvokeEndpoint
-        status, answer = ctx.builds().ports.hosting.invoke_endpoint(args.endpoint, body, content_type)
-        if status >= 300:
+    if ctx.stack or not endpoint.url:  # through the build service: SageMaker's InvokeEndpoint on AWS
+        status, answer = ctx.builds().invoke(args.endpoint, body, content_type, args.accept)
+        if status >= 300 or status == 0:
             raise InvocationError(f"the endpoint answered HTTP {status}: {answer.decode(errors='replace')[:300]}")
     else:
-        assert endpoint.url is not None
         _, answer = invoke_endpoint(endpoint.url, body, content_type, args.accept)
     ctx.ui.say(answer.decode(errors="replace").rstrip())
     return 0

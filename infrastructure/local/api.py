@@ -30,6 +30,8 @@ cannot start or stop builds. ``/launch`` keeps its HMAC signature instead.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import logging
@@ -143,6 +145,8 @@ class ApiServer:
             return self._alexa_state(method, query, body)
         if parts == ["endpoints"] and method == "GET":
             return 200, {"endpoints": [e.to_dict() for e in b.endpoints()]}
+        if len(parts) == 3 and parts[0] == "endpoints" and parts[2] == "invocations" and method == "POST":
+            return 200, self._invoke(parts[1], body)
         if parts == ["models"] and method == "GET":
             return 200, {"models": b.models(_int(query.get("limit", ["50"])[0], "limit"))}
         if parts == ["live"] and method == "GET":
@@ -160,6 +164,21 @@ class ApiServer:
             version = body.get("version")
             return 200, b.rollback(str(version) if version is not None else None).to_dict()
         raise NotFound(f"no route {method} {path}")
+
+    def _invoke(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Call an endpoint's model for a client that cannot reach it directly; the payload travels
+        base64-encoded so any content type survives JSON."""
+        try:
+            payload = base64.b64decode(str(body.get("body") or ""), validate=True)
+        except (binascii.Error, ValueError):
+            raise _BadRequest("give the request body base64-encoded as 'body'") from None
+        content_type = str(body.get("content_type") or "")
+        if not content_type:
+            raise _BadRequest("give the request's content_type")
+        accept = body.get("accept")
+        status, answer = self._builds.invoke(endpoint, payload, content_type,
+                                             str(accept) if accept else None)
+        return {"status": status, "body": base64.b64encode(answer).decode()}
 
     def authorized(self, header: str | None) -> bool:
         """Whether an ``Authorization`` header carries this engine's token (compared in constant time)."""

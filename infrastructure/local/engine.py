@@ -74,7 +74,7 @@ class Engine:
         self._handlers = handlers
         self._mock = mock_aws(config=_MOTO_CONFIG)
         self._mock.start()
-        LambdaSimpleBackend.invoke = _dispatch  # type: ignore[method-assign]
+        LambdaSimpleBackend.invoke = _dispatch
         _active = self
         self._sfn = boto3.client("stepfunctions", region_name=LOCAL_REGION, aws_access_key_id="local",
                                  aws_secret_access_key="local")
@@ -117,7 +117,7 @@ class Engine:
         with self._lock:
             return self._sfn.describe_execution(executionArn=execution_arn)
 
-    def list(self, state_machine_arn: str) -> list[dict[str, Any]]:
+    def executions(self, state_machine_arn: str) -> list[dict[str, Any]]:
         with self._lock:
             return self._sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
 
@@ -127,7 +127,7 @@ class Engine:
 
     def close(self) -> None:
         global _active
-        LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]
+        LambdaSimpleBackend.invoke = _original_invoke
         _active = None
         self._mock.stop()
 

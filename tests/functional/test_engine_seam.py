@@ -72,7 +72,7 @@ def test_many_executions_of_one_state_machine(engine):
     arn = engine.ensure_state_machine("seam", definition())
     runs = [engine.start(arn, f"run-{i}", {"x": "ok"}) for i in range(3)]
     assert [wait_done(engine, r)["status"] for r in runs] == ["SUCCEEDED"] * 3
-    assert len(engine.list(arn)) == 3
+    assert len(engine.executions(arn)) == 3
 
 
 def test_unbound_function_fails_with_a_clear_error(engine):

@@ -199,11 +199,12 @@ class SageMakerHosting:
         desc = self.describe_endpoint(name)
         return bool(desc and desc["EndpointStatus"] == "InService")
 
-    def invoke_endpoint(self, name: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str,
+                        accept: str = "application/json") -> tuple[int, bytes]:
         runtime = self._runtime or _client("sagemaker-runtime", None, self._session)
         try:
             answer = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type,
-                                             Accept="application/json")
+                                             Accept=accept)
             return 200, answer["Body"].read()
         except Exception as exc:
             error = getattr(exc, "response", {})

@@ -187,13 +187,14 @@ class LocalHostingPlatform:
         endpoint = self._endpoints.get(name)
         return bool(endpoint and endpoint.port and _ping(endpoint.port, timeout=2.0))
 
-    def invoke_endpoint(self, name: str, body: bytes, content_type: str, timeout: float = 30.0) -> tuple[int, bytes]:
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str = "application/json",
+                        timeout: float = 30.0) -> tuple[int, bytes]:
         """POST to the endpoint's /invocations through its front port: (status, body)."""
         endpoint = self._endpoint(name)
         try:
             conn = http.client.HTTPConnection("127.0.0.1", endpoint.port or 0, timeout=timeout)
             conn.request("POST", "/invocations", body=body,
-                         headers={"Content-Type": content_type, "Accept": "application/json"})
+                         headers={"Content-Type": content_type, "Accept": accept})
             resp = conn.getresponse()
             result = resp.status, resp.read()
             conn.close()

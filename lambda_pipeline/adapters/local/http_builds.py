@@ -1,8 +1,8 @@
 """Builds port over the local engine's HTTP API (see ``infrastructure/local/api.py``)."""
 from __future__ import annotations
 
+import base64
 import builtins
-
 import json
 import os
 import urllib.error
@@ -95,6 +95,13 @@ class HttpBuilds:
 
     def history(self, ref: str | int | None = None) -> builtins.list[dict[str, Any]]:
         return self._call("GET", f"/v1/builds/{_ref(ref, 'latest')}/history")["events"]
+
+    def invoke(self, endpoint: str, body: bytes, content_type: str,
+               accept: str | None = None) -> tuple[int, bytes]:
+        answer = self._call("POST", f"/v1/endpoints/{_ref(endpoint, '')}/invocations",
+                            {"body": base64.b64encode(body).decode(), "content_type": content_type,
+                             "accept": accept})
+        return int(answer["status"]), base64.b64decode(answer["body"])
 
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/v1/health")
