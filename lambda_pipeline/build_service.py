@@ -371,10 +371,9 @@ class BuildService:
 
     def _stop_work(self, build: Build) -> None:
         """Stop what a running build started: its image build, training job and endpoint update."""
-        image_build = getattr(build, "image_build", None)
-        if image_build and self._ports.images is not None:
+        if build.image_build and build.current_step == "BuildImage" and self._ports.images is not None:
             try:
-                self._ports.images.stop_build(image_build)
+                self._ports.images.stop_build(build.image_build)
             except SageBuildError:
                 logger.warning("could not stop the image build", extra={"build": build.number}, exc_info=True)
         if build.training_job:

@@ -63,6 +63,7 @@ class Build:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] | None = None
     training_job: str | None = None
+    image_build: str | None = None  # the image build's id (CodeBuild), so a stop during BuildImage stops it
     model_artifact: str | None = None
     endpoint_name: str | None = None
     endpoint_config: str | None = None

@@ -103,6 +103,11 @@ def start_image_build(p: Ports, event: Event) -> Event:
     p.ledger.begin_step(build.id, "BuildImage")
     source = p.source.package_image_source(config["training"]["source_dir"])
     started = p.images.start_build(source, tag=f"{config['pipeline']}-{build.version}")
+    p.ledger.update_build(build.id, image_build=started["id"])
+    now = p.ledger.get_build(build.id)
+    if now.done:  # stopped while it started, before the stop could see the id: stop it here
+        p.images.stop_build(started["id"])
+        _still_wanted(now)
     return {"build": started["id"], "image_uri": started["image_uri"], "status": "InProgress",
             "wait": config["polling"]["initial_seconds"]}
 
@@ -330,6 +335,8 @@ def record_failure(p: Ports, event: Event) -> Event:
     error = event.get("error") or {}
     error_type, reason = parse_error(error)
     build = _build(p, event)
+    if build.done:  # a user stopped it a moment ago (or this is a retried call): that end stands, told once
+        return {"status": build.status, "failed_step": build.failed_step, "reason": build.failure_reason}
     if build.endpoint_name and build.endpoint_config and build.current_step == "Deploy":
         p.hosting.cancel_update(build.endpoint_name, build.endpoint_config)
     status = BuildStatus.GATE_FAILED if error_type == "GateFailed" else BuildStatus.FAILED
@@ -347,7 +354,7 @@ def record_failure(p: Ports, event: Event) -> Event:
 def parse_error(error: dict[str, Any]) -> tuple[str, str]:
     """(error type, one-line reason) from a Catch's ``{Error, Cause}``."""
     error_type = error.get("Error", "Unknown")
-    cause = error.get("Cause", "")
+    cause = error.get("Cause") or ""
     try:
         parsed = json.loads(cause)
         if isinstance(parsed, dict) and "errorMessage" in parsed:

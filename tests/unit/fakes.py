@@ -228,8 +228,8 @@ class FakeHosting(Recorder):
         desc = self.endpoints.get(name)
         if desc is None or desc.get("PendingEndpointConfigName") != config_name:
             return False
-        desc.update(PendingEndpointConfigName=None,
-                    EndpointStatus="InService" if desc.get("EndpointConfigName") else "Failed")
+        desc.pop("PendingEndpointConfigName")
+        desc["EndpointStatus"] = "InService" if desc.get("EndpointConfigName") else "Failed"
         return True
 
     def delete_endpoint(self, name: str) -> None:
