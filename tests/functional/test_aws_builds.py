@@ -173,7 +173,9 @@ def test_the_webhook_verifies_the_signature_with_the_secret_from_secrets_manager
     assert answer["statusCode"] == 400 and "not JSON" in json.loads(answer["body"])["error"]
 
 
-def test_an_image_build_runs_on_codebuild_and_the_build_trains_and_serves_with_its_image(aws, monkeypatch):
+def image_build_account(aws, monkeypatch, **config_changes):
+    """The simulated account with a CodeBuild project, the image source in S3 and ``image.build`` on:
+    (codebuild client, image repository, ports with the image builder, state machine ARN)."""
     engine, _, ports, sqs, queue, ssm = aws
     codebuild = boto3.client("codebuild", region_name=REGION)
     codebuild.create_project(name="sim-images", source={"type": "S3", "location": "sim-artifacts/code/image-source.zip"},
@@ -187,13 +189,19 @@ def test_an_image_build_runs_on_codebuild_and_the_build_trains_and_serves_with_i
                                                       Body=source.getvalue())
     repo = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sim-images"
     ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
-                      Value=json.dumps({**config(), "image": {"build": True}}))
+                      Value=json.dumps({**config(), "image": {"build": True}, **config_changes}))
     monkeypatch.setenv("SAGEBUILD_IMAGE_BUILD_PROJECT", "sim-images")
     monkeypatch.setenv("SAGEBUILD_IMAGE_REPOSITORY", repo)
     image_ports = lambda_entry.ports_from_environment()
     from lambda_pipeline.steps import bind_handlers
     engine.bind(bind_handlers(image_ports))
     arn = engine.ensure_state_machine("sim-image-build", render_definition(image_build=True))
+    return codebuild, repo, image_ports, arn
+
+
+def test_an_image_build_runs_on_codebuild_and_the_build_trains_and_serves_with_its_image(aws, monkeypatch):
+    codebuild, repo, image_ports, arn = image_build_account(aws, monkeypatch)
+    ports = aws[2]
     build = builds_of(arn, image_ports).start("a new Dockerfile")
     done = finished(image_ports, build.id)
     assert done.status == "SUCCEEDED", done.failure_reason
@@ -206,6 +214,29 @@ def test_an_image_build_runs_on_codebuild_and_the_build_trains_and_serves_with_i
     model = sagemaker.describe_model(ModelName="sim-v1")
     assert model["PrimaryContainer"]["Image"] == f"{repo}:sim-v1"
     assert ports.ledger.get_model("v1")["config"]["image"]["uri"] == f"{repo}:sim-v1"  # a rollback reuses it
+
+
+def test_a_stop_during_the_image_build_stops_the_codebuild_build_and_no_training_starts(aws, monkeypatch):
+    engine = aws[0]
+    # A long first wait keeps the execution in WaitForImageBuild while the user stops it.
+    codebuild, _, image_ports, arn = image_build_account(
+        aws, monkeypatch, polling={"initial_seconds": 60, "max_seconds": 60, "backoff_rate": 1.0})
+    builds = builds_of(arn, image_ports)
+    build = builds.start("a new Dockerfile")
+    image_build = wait_for(lambda: image_ports.ledger.get_build(build.id).image_build)
+    assert codebuild.list_builds_for_project(projectName="sim-images")["ids"] == [image_build]
+    stopped = builds.stop(build.number)
+    assert stopped.status == "ABORTED" and stopped.failed_step == "BuildImage"
+    assert image_ports.ledger.get_build(build.id).image_build == image_build  # the DynamoDB ledger kept the id
+    # moto's BatchGetBuilds reports every build SUCCEEDED, so read what StopBuild recorded in its backend.
+    from moto.codebuild.models import codebuild_backends
+    [recorded] = [b for history in codebuild_backends["123456789012"][REGION].build_metadata_history.values()
+                  for b in history if b["id"] == image_build]
+    assert recorded["buildStatus"] == "STOPPED"
+    assert wait_for(lambda: engine.describe(stopped.execution_arn)["status"] != "RUNNING", timeout=10) and \
+        engine.describe(stopped.execution_arn)["status"] == "ABORTED"
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
 
 
 def test_the_skill_on_lambda_answers_from_the_stack(aws, monkeypatch):

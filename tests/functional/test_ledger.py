@@ -150,6 +150,33 @@ def test_an_old_ledger_gains_the_new_columns(tmp_path):
     assert ledger.live_deployment("ep")["kind"] == "build"
 
 
+def test_an_old_ledger_gains_the_image_build_column_and_its_builds_read_as_before(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(  # the builds table as SageBuild created it before image builds were recorded
+        "CREATE TABLE builds (id TEXT PRIMARY KEY, number INTEGER UNIQUE NOT NULL, pipeline TEXT NOT NULL,"
+        " status TEXT NOT NULL, trigger_source TEXT NOT NULL, reason TEXT NOT NULL, created_at REAL NOT NULL,"
+        " version TEXT, started_at REAL, ended_at REAL, current_step TEXT, failed_step TEXT, failure_reason TEXT,"
+        " error_type TEXT, metrics TEXT NOT NULL DEFAULT '{}', hyperparameters TEXT NOT NULL DEFAULT '{}',"
+        " config TEXT, training_job TEXT, model_artifact TEXT, endpoint_name TEXT, endpoint_config TEXT,"
+        " execution_arn TEXT);"
+        " INSERT INTO builds (id, number, pipeline, status, trigger_source, reason, created_at)"
+        " VALUES ('bold', 1, 'wine', 'SUCCEEDED', 'cli', 'old', 5);")
+    conn.close()
+    ledger = SqliteLedger(str(path))
+    assert ledger.get_build(1).image_build is None and ledger.get_build(1).reason == "old"
+    ledger.update_build("bold", image_build="sim-images:1234")
+    assert SqliteLedger(str(path), readonly=True).get_build("bold").image_build == "sim-images:1234"
+
+
+def test_the_image_build_id_is_kept(ledger):
+    build = ledger.create_build("wine", "cli", "x")
+    assert build.image_build is None
+    ledger.update_build(build.id, image_build="sagebuild-images:0f1e2d3c")
+    assert ledger.get_build(build.id).image_build == "sagebuild-images:0f1e2d3c"
+    assert ledger.list_builds()[0].image_build == "sagebuild-images:0f1e2d3c"
+
+
 def test_triggers_and_state_are_kept(ledger, clock):
     build = ledger.create_build("wine", "git", "2 triggers")
     ledger.add_triggers(build.id, [{"source": "git", "reason": "commit a", "details": {"commit": "a"}, "received_at": 5.0},

@@ -26,23 +26,30 @@ from typing import TYPE_CHECKING, Any
 
 from lambda_pipeline.adapters.local.ledger import SqliteLedger
 from lambda_pipeline.config import validate_config
-from lambda_pipeline.errors import NotFound, SageBuildError
+from lambda_pipeline.errors import ExecutionAlreadyExists, NotFound, SageBuildError
 from lambda_pipeline.model import Build, BuildStatus, LogChunk
 from lambda_pipeline.ports import Ports
 
 __all__ = ["Fakes", "FakeConfigStore", "FakeArtifactStore", "FakeSourceStore", "FakeTraining", "FakeHosting",
-           "FakeImageBuilder", "FakeNotifier", "Recorder"]
+           "FakeImageBuilder", "FakeNotifier", "FakeExecutor", "Recorder"]
 
 
 class Recorder:
-    """Call recording and failure injection shared by the fakes."""
+    """Call recording and failure injection shared by the fakes. ``journal``, when set (by
+    :class:`Fakes`, one list for all of them), also receives ``"<role>.<method>"`` of every call,
+    so a test can check the order of calls across ports."""
+
+    role = "fake"
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.raises: dict[str, BaseException] = {}
+        self.journal: list[str] | None = None
 
     def _call(self, method: str, *args: Any) -> None:
         self.calls.append((method, args))
+        if self.journal is not None:
+            self.journal.append(f"{self.role}.{method}")
         error = self.raises.get(method)
         if error is not None:
             raise error
@@ -59,6 +66,8 @@ class Recorder:
 class FakeConfigStore(Recorder):
     """The pipeline config, validated like the real stores do."""
 
+    role = "config"
+
     def __init__(self, config: dict[str, Any], project: str = "/project") -> None:
         super().__init__()
         self.config = validate_config(config)
@@ -74,6 +83,8 @@ class FakeConfigStore(Recorder):
 
 class FakeArtifactStore(Recorder):
     """Keys -> the local file put there; ``mem://artifacts/<key>`` URIs."""
+
+    role = "artifacts"
 
     def __init__(self) -> None:
         super().__init__()
@@ -100,6 +111,8 @@ class FakeArtifactStore(Recorder):
 class FakeSourceStore(Recorder):
     """Code and image packages as URIs named after their folder; data refs with a fixed digest."""
 
+    role = "source"
+
     def package_code(self, source_dir: str) -> str:
         self._call("package_code", source_dir)
         return f"mem://code/{source_dir}/sourcedir.tar.gz"
@@ -119,6 +132,8 @@ class FakeSourceStore(Recorder):
 class FakeTraining(Recorder):
     """Training jobs in SageMaker's ``DescribeTrainingJob`` shape; a test moves them on with
     :meth:`complete`, :meth:`fail` or :meth:`set_status`."""
+
+    role = "training"
 
     def __init__(self) -> None:
         super().__init__()
@@ -173,6 +188,8 @@ class FakeHosting(Recorder):
     """Endpoints in SageMaker's ``DescribeEndpoint`` shape. An update keeps serving the old config
     (``PendingEndpointConfigName`` is the new one) until a test calls :meth:`settle` or
     :meth:`fail_update`, as SageMaker and the local platform do."""
+
+    role = "hosting"
 
     def __init__(self) -> None:
         super().__init__()
@@ -264,6 +281,8 @@ class FakeHosting(Recorder):
 class FakeImageBuilder(Recorder):
     """Image builds in the CodeBuild adapter's shape: ``{"status": InProgress|Succeeded|Failed}``."""
 
+    role = "images"
+
     def __init__(self, repository: str = "123.dkr.ecr.us-east-1.amazonaws.com/sagebuild") -> None:
         super().__init__()
         self.repository = repository
@@ -296,6 +315,8 @@ class FakeImageBuilder(Recorder):
 class FakeNotifier(Recorder):
     """Keeps what was published: ``published`` holds ``(event, payload)``."""
 
+    role = "notifier"
+
     def __init__(self) -> None:
         super().__init__()
         self.published: list[tuple[str, dict[str, Any]]] = []
@@ -306,6 +327,51 @@ class FakeNotifier(Recorder):
 
     def events(self) -> list[str]:
         return [event for event, _ in self.published]
+
+
+class FakeExecutor(Recorder):
+    """Executions of the build state machine; a test ends them with :meth:`finish`. ``stop``
+    notes the build's ledger status at that moment (``status_at_stop``), to check the stop order."""
+
+    role = "executor"
+
+    def __init__(self, ledger: SqliteLedger | None = None) -> None:
+        super().__init__()
+        self.executions: dict[str, dict[str, Any]] = {}
+        self.ledger = ledger
+        self.status_at_stop: dict[str, str] = {}
+
+    def start(self, name: str, payload: dict[str, Any], image_build: bool = False) -> str:
+        self._call("start", name, payload, image_build)
+        arn = f"arn:aws:states:us-east-1:123456789012:execution:sagebuild:{name}"
+        if arn in self.executions:
+            raise ExecutionAlreadyExists(f"execution {name} exists already")
+        self.executions[arn] = {"status": "RUNNING", "payload": payload, "image_build": image_build,
+                                "error": None, "cause": None}
+        return arn
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        self._call("stop", execution_arn, cause)
+        execution = self.executions.get(execution_arn)
+        if self.ledger is not None and execution is not None:
+            self.status_at_stop[execution_arn] = self.ledger.get_build(execution["payload"]["build_id"]).status
+        if execution is not None and execution["status"] == "RUNNING":
+            execution.update(status="ABORTED", error="Stopped", cause=cause)
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        self._call("describe", execution_arn)
+        if execution_arn not in self.executions:
+            raise NotFound(f"no execution {execution_arn}")
+        execution = self.executions[execution_arn]
+        return {"status": execution["status"], "error": execution["error"], "cause": execution["cause"]}
+
+    def history(self, execution_arn: str) -> builtins.list[dict[str, Any]]:
+        if execution_arn not in self.executions:
+            raise NotFound(f"no execution {execution_arn}")
+        return []
+
+    def finish(self, execution_arn: str, status: str, error: str | None = None, cause: str | None = None) -> None:
+        self.executions[execution_arn].update(status=status, error=error, cause=cause)
 
 
 @dataclass
@@ -320,6 +386,15 @@ class Fakes:
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     source: FakeSourceStore = field(default_factory=FakeSourceStore)
     images: FakeImageBuilder | None = field(default_factory=FakeImageBuilder)
+    executor: FakeExecutor = field(default_factory=FakeExecutor)
+    journal: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.executor.ledger = self.ledger
+        for fake in (self.config, self.artifacts, self.training, self.hosting, self.notifier, self.source,
+                     self.images, self.executor):
+            if fake is not None:
+                fake.journal = self.journal
 
     @classmethod
     def create(cls, tmp_path: Path, config: dict[str, Any] | None = None, images: bool = True) -> "Fakes":
@@ -351,11 +426,11 @@ class Fakes:
 
 
 if TYPE_CHECKING:  # pragma: no cover - read by mypy only
-    from lambda_pipeline.ports import (ArtifactStore, ConfigStore, HostingPlatform, ImageBuilder, Ledger, Notifier,
-                                       SourceStore, TrainingPlatform)
+    from lambda_pipeline.ports import (ArtifactStore, ConfigStore, Executor, HostingPlatform, ImageBuilder, Ledger,
+                                       Notifier, SourceStore, TrainingPlatform)
 
     def _conforms(a: FakeConfigStore, b: FakeArtifactStore, c: FakeSourceStore, d: FakeTraining, e: FakeHosting,
-                  f: FakeImageBuilder, g: FakeNotifier, h: SqliteLedger
+                  f: FakeImageBuilder, g: FakeNotifier, h: SqliteLedger, i: FakeExecutor
                   ) -> tuple[ConfigStore, ArtifactStore, SourceStore, TrainingPlatform, HostingPlatform, ImageBuilder,
-                             Notifier, Ledger]:
-        return a, b, c, d, e, f, g, h
+                             Notifier, Ledger, Executor]:
+        return a, b, c, d, e, f, g, h, i
