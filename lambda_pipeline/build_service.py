@@ -200,11 +200,14 @@ class BuildService:
         build = ledger.get_build(ref) if ref is not None else self._latest_active()
         if build.done:
             raise NothingToStop(f"build {build.number} already ended ({build.status.lower()})")
+        # The ledger first: a stopped job's end answers the state waiting on it, and that answer must
+        # find the build ended (it then changes nothing) rather than fail it. Then the execution, so
+        # no state starts more work, then the work itself.
+        done = ledger.finish_build(build.id, BuildStatus.ABORTED, reason="stopped by a user", error_type="Stopped")
         if build.status == BuildStatus.RUNNING:
-            self._stop_work(build)
             if build.execution_arn:
                 self._executor.stop(build.execution_arn, "stopped by a user")
-        done = ledger.finish_build(build.id, BuildStatus.ABORTED, reason="stopped by a user", error_type="Stopped")
+            self._stop_work(build)
         self._notify("build.stopped", done)
         self.launch_next()
         return done
@@ -214,14 +217,15 @@ class BuildService:
         and executions are stopped where they still exist."""
         interrupted = []
         for build in self._ports.ledger.list_builds(10_000, statuses=(BuildStatus.RUNNING,)):
-            self._stop_work(build)
+            # ledger, execution, work: in the order of stop() and for the same reason
+            done = self._ports.ledger.finish_build(build.id, BuildStatus.INTERRUPTED, reason=reason,
+                                                   error_type="EngineInterrupted")
             if build.execution_arn:
                 try:
                     self._executor.stop(build.execution_arn, reason)
                 except SageBuildError:
                     logger.info("execution already gone", extra={"build": build.number})
-            done = self._ports.ledger.finish_build(build.id, BuildStatus.INTERRUPTED, reason=reason,
-                                                   error_type="EngineInterrupted")
+            self._stop_work(build)
             interrupted.append(done)
             if notify:
                 self._notify("build.interrupted", done)

@@ -43,6 +43,11 @@ class Field:
 
 
 _NUM = (int, float)
+MAX_HEARTBEAT_SECONDS = 24 * 3600
+# Keys of older configs, with what replaced them: named in the error instead of a bare "unknown key".
+_RETIRED = {"polling.initial_seconds": "polling.heartbeat_seconds (waits are event-driven now)",
+            "polling.max_seconds": "polling.heartbeat_seconds (waits are event-driven now)",
+            "polling.backoff_rate": "polling.heartbeat_seconds (waits are event-driven now)"}
 
 SCHEMA: dict[str, Any] = {
     "pipeline": Field((str,), "Name of the pipeline; names the endpoint and the model versions.",
@@ -100,9 +105,8 @@ SCHEMA: dict[str, Any] = {
         },
     },
     "polling": {
-        "initial_seconds": Field((int,), "First wait before checking a long step.", default=1, minimum=0),
-        "max_seconds": Field((int,), "Longest wait between checks.", default=60, minimum=1),
-        "backoff_rate": Field(_NUM, "Each wait is the previous one times this.", default=2.0, minimum=1),
+        "heartbeat_seconds": Field((int,), "A long step whose job sends no event for this long checks the job "
+                                   "itself (the most a lost event costs).", default=300, minimum=1),
     },
     "skill": {
         "skill_id": Field((str,), "Alexa skill id every request must carry.", default=LOCAL_SKILL_ID),
@@ -205,6 +209,8 @@ def _validate_section(raw: dict[str, Any], schema: dict[str, Any], prefix: str,
         if key not in schema:
             hint = difflib.get_close_matches(key, list(schema), n=1)
             suggestion = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
+            if f"{prefix}{key}" in _RETIRED:
+                suggestion = f" (retired: use {_RETIRED[prefix + key]})"
             problems.append(f"unknown key '{prefix}{key}'{suggestion}")
     for key, spec in schema.items():
         path = f"{prefix}{key}"
@@ -295,9 +301,9 @@ def _check_semantics(cfg: dict[str, Any], problems: list[str]) -> None:
         problems.append(f"'deploy.traffic.percent' is a share of capacity: at most 100, got {traffic['percent']}")
     if not all(isinstance(a, str) and a for a in traffic["alarms"]):
         problems.append("'deploy.traffic.alarms' must be a list of CloudWatch alarm names")
-    poll = cfg["polling"]
-    if poll["initial_seconds"] > poll["max_seconds"]:
-        problems.append("'polling.initial_seconds' must not exceed 'polling.max_seconds'")
+    if cfg["polling"]["heartbeat_seconds"] > MAX_HEARTBEAT_SECONDS:
+        problems.append(f"'polling.heartbeat_seconds' is the most a lost event may cost: at most "
+                        f"{MAX_HEARTBEAT_SECONDS} (a day), got {cfg['polling']['heartbeat_seconds']}")
     if cfg["deploy"]["endpoint"] is None:
         cfg["deploy"]["endpoint"] = cfg["pipeline"]
 

@@ -11,12 +11,16 @@ from typing import Any, Callable
 import jinja2
 
 __all__ = ["render_definition", "TASK_FUNCTIONS", "TRANSIENT_ERRORS", "local_function_arn",
-           "function_name", "VARIANTS"]
+           "function_name", "VARIANTS", "WAITING_STATES", "WAIT_FOR_TOKEN", "task_function"]
 
 # Task function -> the handler it runs (module lambda_pipeline.steps).
-TASK_FUNCTIONS = ("initialize", "start_image_build", "image_build_status", "start_training",
-                  "training_status", "evaluate", "register", "deploy", "endpoint_status",
-                  "verify_live", "roll_back", "rollback_status", "notify_success", "record_failure")
+TASK_FUNCTIONS = ("initialize", "start_image_build", "start_training", "evaluate", "register", "deploy",
+                  "verify_live", "roll_back", "notify_success", "record_failure")
+
+# The waiting states (waitForTaskToken): their handler starts or finds the work and keeps the token.
+WAITING_STATES = {"BuildImage": "start_image_build", "Train": "start_training", "Deploy": "deploy",
+                  "RollBack": "roll_back"}
+WAIT_FOR_TOKEN = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 
 # Only these are retried; everything else is a real failure with a reason.
 TRANSIENT_ERRORS = ["TransientError", "Lambda.ServiceException", "Lambda.AWSLambdaException",
@@ -43,6 +47,13 @@ def local_function_arn(task: str) -> str:
     return f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{function_name(task)}"
 
 
+def task_function(state: dict[str, Any]) -> str:
+    """The function a Task state runs: its Resource, or a waiting state's Parameters.FunctionName."""
+    if state["Resource"] == WAIT_FOR_TOKEN:
+        return str(state["Parameters"]["FunctionName"])
+    return str(state["Resource"])
+
+
 def render_definition(image_build: bool = False,
                       resource: Callable[[str], str] = local_function_arn,
                       task_timeout: int = 300, build_timeout: int = 7 * 24 * 3600) -> dict[str, Any]:
@@ -51,7 +62,7 @@ def render_definition(image_build: bool = False,
     Args:
         image_build: include the image build states before training.
         resource: maps a task function (one of ``TASK_FUNCTIONS``) to its ``Resource`` string.
-        task_timeout: ``TimeoutSeconds`` of every Task (handlers are short: start or poll, return).
+        task_timeout: ``TimeoutSeconds`` of every short Task (handlers do one thing and return).
         build_timeout: ``TimeoutSeconds`` of the whole build.
 
     Returns:

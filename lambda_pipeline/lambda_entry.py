@@ -38,6 +38,7 @@ STACK_OUTPUT_ENV = {
 def ports_from_environment(env: dict[str, str] | None = None, session: Any = None) -> Ports:
     """AWS adapters for the ports, named by the stack's environment variables."""
     from .adapters.aws import DynamoDBLedger, SageMakerHosting, SageMakerTraining, SnsNotifier
+    from .adapters.aws.sfn_callbacks import StepFunctionsCallbacks
     from .adapters.aws.stores import S3ArtifactStore, S3SourceStore, SsmConfigStore
 
     env = dict(os.environ if env is None else env)
@@ -62,6 +63,7 @@ def ports_from_environment(env: dict[str, str] | None = None, session: Any = Non
         notifier=SnsNotifier(env["SAGEBUILD_STATUS_TOPIC"], boto3_session=session),
         source=S3SourceStore(artifacts, boto3_session=session),
         images=images,
+        callbacks=StepFunctionsCallbacks(boto3_session=session),
     )
 
 

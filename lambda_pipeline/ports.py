@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from .model import Build, EndpointInfo, LogChunk
 
 __all__ = ["ArtifactStore", "ConfigStore", "SourceStore", "Ledger", "Notifier", "TrainingPlatform",
-           "HostingPlatform", "ImageBuilder", "Builds", "Executor", "Ports"]
+           "HostingPlatform", "ImageBuilder", "TaskCallbacks", "Builds", "Executor", "Ports"]
 
 
 class ArtifactStore(Protocol):
@@ -115,6 +115,16 @@ class Notifier(Protocol):
     def publish(self, event: str, payload: dict[str, Any]) -> None: ...
 
 
+class TaskCallbacks(Protocol):
+    """Answers a waiting state's task token (SendTaskSuccess/Failure/Heartbeat): the embedded
+    engine locally, Step Functions on AWS. Each returns False when nobody waits on the token any
+    more (answered already, timed out, execution ended): answering twice is harmless."""
+
+    def send_task_success(self, token: str, output: dict[str, Any]) -> bool: ...
+    def send_task_failure(self, token: str, error: str, cause: str) -> bool: ...
+    def send_task_heartbeat(self, token: str) -> bool: ...
+
+
 class Executor(Protocol):
     """Runs executions of the build state machine (the embedded engine locally, Step Functions on AWS).
 
@@ -160,3 +170,4 @@ class Ports:
     notifier: Notifier
     source: SourceStore
     images: ImageBuilder | None = None
+    callbacks: TaskCallbacks | None = None

@@ -11,9 +11,9 @@ from typing import Any
 
 import jinja2
 
-from lambda_pipeline.definition import TASK_FUNCTIONS, render_definition
+from lambda_pipeline.definition import TASK_FUNCTIONS, render_definition, task_function
 
-__all__ = ["VARIANTS", "STACK_POLLING", "render_template", "render_all", "task_functions"]
+__all__ = ["VARIANTS", "STACK_POLLING", "SWEEP_MINUTES", "render_template", "render_all", "task_functions"]
 
 # Structural variants (the rest, like spot training or an existing bucket, are stack parameters).
 VARIANTS: dict[str, dict[str, bool]] = {
@@ -32,16 +32,18 @@ def _camel(name: str) -> str:
 
 def task_functions(image_build: bool) -> list[dict[str, str]]:
     """The Lambda function of each Task the definition uses: logical id and substitution key."""
-    used = {s["Resource"] for s in render_definition(image_build=image_build, resource=lambda t: t)["States"].values()
+    used = {task_function(s) for s in render_definition(image_build=image_build, resource=lambda t: t)["States"].values()
             if s["Type"] == "Task"}
     return [{"name": t, "logical": f"Step{_camel(t)}Function", "placeholder": f"{_camel(t)}FunctionArn"}
             for t in TASK_FUNCTIONS if t in used]
 
 
-# Chosen with bench/transitions.py: 37 transitions for a 1-hour build with a 15-minute endpoint
-# update, +3 per doubling of training time (the cap sits above the 4-hour max). The price: a job is
-# noticed at most ~1x its elapsed time late (60 s, 120 s, ... polls).
-STACK_POLLING = {"initial_seconds": 60, "max_seconds": 14400, "backoff_rate": 2.0}
+# Waits are answered by the jobs' EventBridge events; the heartbeat sweep (every
+# SWEEP_MINUTES) heartbeats waiting states whose job still runs and answers those whose event was
+# lost; the state's own heartbeat timeout is the last resort if the sweep fails too. Chosen with
+# bench/transitions.py: a lost event costs <= 5 min (sweep), <= 10 min without the sweep.
+STACK_POLLING = {"heartbeat_seconds": 600}
+SWEEP_MINUTES = 5
 
 
 def _stack_config() -> dict[str, Any]:
@@ -84,7 +86,7 @@ def render_template(image_build: bool = False, notebook: bool = False) -> str:
     config_text = json.dumps(_stack_config(), indent=2).replace("${DataBucketRef}", "${DataBucketResolved}")
     return _env.get_template("stack.yaml.j2").render(
         image_build=image_build, notebook=notebook, tasks=tasks, definition=json.dumps(definition, indent=1),
-        config_json=config_text, dashboard_json=json.dumps(_dashboard()))
+        config_json=config_text, dashboard_json=json.dumps(_dashboard()), sweep_minutes=SWEEP_MINUTES)
 
 
 def render_all(out: Path) -> list[Path]:

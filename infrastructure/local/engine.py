@@ -19,13 +19,14 @@ import uuid
 from typing import Any, Callable
 
 import boto3
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from lambda_pipeline.definition import FUNCTION_PREFIX, LOCAL_ACCOUNT, LOCAL_REGION
 from lambda_pipeline.errors import SageBuildError
 
-__all__ = ["Engine", "LambdaContext"]
+__all__ = ["Engine", "LambdaContext", "NudgingCallbacks"]
 
 logger = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -116,6 +117,52 @@ class Engine:
                     raise
                 time.sleep(0.05)
 
+    # -- task tokens (the TaskCallbacks port) ----------------------------------------------
+    def send_task_success(self, token: str, output: dict[str, Any]) -> bool:
+        """Answer a waiting state with ``output`` (its result). False if nobody waits on ``token``."""
+        return self._answer(token, lambda: self._sfn.send_task_success(taskToken=token, output=json.dumps(output)))
+
+    def send_task_failure(self, token: str, error: str, cause: str) -> bool:
+        """Fail a waiting state with ``error`` (what its Catch matches). False if nobody waits."""
+        return self._answer(token, lambda: self._sfn.send_task_failure(taskToken=token, error=error[:256],
+                                                                        cause=cause[:32768]))
+
+    def send_task_heartbeat(self, token: str) -> bool:
+        """Tell a waiting state its job still runs (its heartbeat timeout starts again)."""
+        try:
+            with self._lock:
+                self._sfn.send_task_heartbeat(taskToken=token)
+            return True
+        except ClientError:
+            return False
+
+    def nudging(self, callbacks: Any) -> "NudgingCallbacks":
+        """Another TaskCallbacks adapter (Step Functions' in the AWS simulation) with the nudge below."""
+        return NudgingCallbacks(self, callbacks)
+
+    def _answer(self, token: str, send: Callable[[], Any]) -> bool:
+        try:
+            with self._lock:
+                send()
+        except ClientError:
+            return False
+        self.nudge(token)
+        return True
+
+    def nudge(self, token: str) -> None:
+        """moto 5.2.5 sets up a state's heartbeat wait only after its Lambda returned, and that wait
+        does not look at an outcome that came earlier (work that ended during the handler, or an
+        event in the instant after it): heartbeat the token until the wait exists and sees it.
+        Step Functions has no such gap; this is the engine's part of the seam."""
+        threading.Thread(target=self._nudge, args=(token,), name="sagebuild-token-nudge", daemon=True).start()
+
+    def _nudge(self, token: str, seconds: float = 5.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and _active is self:
+            if self.send_task_heartbeat(token):
+                return
+            time.sleep(0.01)
+
     def describe(self, execution_arn: str) -> dict[str, Any]:
         with self._lock:
             return self._sfn.describe_execution(executionArn=execution_arn)
@@ -153,3 +200,25 @@ class Engine:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
                                "stackTrace": traceback.format_exception(exc)[-5:]}).encode()
+
+
+class NudgingCallbacks:
+    """A TaskCallbacks adapter whose answers the engine nudges (see :meth:`Engine.nudge`)."""
+
+    def __init__(self, engine: Engine, callbacks: Any) -> None:
+        self._engine, self._callbacks = engine, callbacks
+
+    def send_task_success(self, token: str, output: dict[str, Any]) -> bool:
+        sent = bool(self._callbacks.send_task_success(token, output))
+        if sent:
+            self._engine.nudge(token)
+        return sent
+
+    def send_task_failure(self, token: str, error: str, cause: str) -> bool:
+        sent = bool(self._callbacks.send_task_failure(token, error, cause))
+        if sent:
+            self._engine.nudge(token)
+        return sent
+
+    def send_task_heartbeat(self, token: str) -> bool:
+        return bool(self._callbacks.send_task_heartbeat(token))

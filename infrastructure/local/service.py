@@ -24,7 +24,7 @@ from lambda_pipeline.adapters.local import (ConfiguredNotifier, FileConfigStore,
 from lambda_pipeline.adapters.local.source import ProjectSourceStore
 from lambda_pipeline.errors import SageBuildError
 from lambda_pipeline.ports import Ports
-from lambda_pipeline.steps import bind_handlers
+from lambda_pipeline.steps import answer_wait, bind_handlers
 
 from .api import ApiServer
 from .builds import EngineBuilds
@@ -98,6 +98,7 @@ class LocalService:
         self.training = LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
                                               grace_seconds=grace_seconds)
         self.hosting = LocalHostingPlatform(str(self.paths.root / "endpoints"), db, artifacts, python=sys.executable)
+        self.engine = Engine({})
         self.ports = Ports(
             config=config,
             ledger=ledger,
@@ -106,8 +107,12 @@ class LocalService:
             hosting=self.hosting,
             notifier=self.notifier,
             source=ProjectSourceStore(str(self.paths.project), artifacts),
+            callbacks=self.engine,  # waiting states are answered through the engine
         )
-        self.engine = Engine(bind_handlers(self.ports))
+        self.engine.bind(bind_handlers(self.ports))
+        # The platforms' job changes answer the states waiting on them (EventBridge's part on AWS).
+        for platform in (self.training, self.hosting):
+            platform.events.listen(lambda kind, name: answer_wait(self.ports, kind, name))
         self.builds = EngineBuilds(self.engine, self.ports)
         self.hub = TriggerHub(self.builds, window=lambda: self._config_value("triggers", "coalesce_seconds", 2.0))
         self.token = secrets.token_urlsafe(32)

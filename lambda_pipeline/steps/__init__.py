@@ -6,6 +6,6 @@ returns JSON-safe output. :func:`bind_handlers` turns them into Lambda-shaped
 start, ``lambda_entry`` at cold start). Errors are the classes of :mod:`lambda_pipeline.errors`;
 their names are what the state machine's Catch and Retry match.
 """
-from .handlers import STEPS, bind_handlers
+from .handlers import CHECKS, STEPS, answer_wait, bind_handlers, sweep_waits
 
-__all__ = ["STEPS", "bind_handlers"]
+__all__ = ["STEPS", "CHECKS", "bind_handlers", "answer_wait", "sweep_waits"]

@@ -13,9 +13,9 @@ from ..errors import (BuildEnded, ConfigError, DeployFailed, ImageBuildFailed, S
 from ..model import Build, BuildStatus
 from ..ports import Ports
 from .gate import check_gate
-from .polling import next_wait
+from . import waits
 
-__all__ = ["STEPS", "bind_handlers", "notification_payload", "training_job_spec", "apply_overrides"]
+__all__ = ["STEPS", "CHECKS", "bind_handlers", "answer_wait", "sweep_waits", "notification_payload", "training_job_spec", "apply_overrides"]
 
 logger = logging.getLogger(__name__)
 Event = dict[str, Any]
@@ -43,10 +43,23 @@ def _still_wanted(build: Build) -> None:
         raise BuildEnded(f"build {build.number} already ended ({build.status.lower()}); not starting more work")
 
 
-def _keep_polling(state: Event, status: str, config: dict[str, Any]) -> Event:
-    """A poll that found the work still going: wait longer next time (back-off)."""
-    state.update(status=status, wait=next_wait(state.get("wait"), config["polling"]))
+def _still_going(state: Event, status: str) -> Event:
+    """A check that found the work still going: the waiting state keeps waiting."""
+    state.update(status=status)
     return state
+
+
+def _wait(p: Ports, build: Build, step: str, name: str, state: Event, event: Event) -> Event:
+    """Keep this state's task token with job ``name``, then check the job once: work that ended
+    before the token was kept is answered now, the rest by the job's own event."""
+    waits.begin(p, build.id, step, name, state, event["task_token"])
+    return {"waiting_on": name, "answered": answer_wait(p, waits.WAITS[step].kind, name)}
+
+
+def _resumed(p: Ports, build: Build, step: str) -> Event | None:
+    """The state of a step entered again (its heartbeat timed out): its work already runs."""
+    record = waits.current(p, build.id, step)
+    return dict(record["state"]) if record else None
 
 
 def apply_overrides(config: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[str, Any]:
@@ -91,25 +104,28 @@ def initialize(p: Ports, event: Event) -> Event:
     version = f"v{build.number}"
     p.ledger.update_build(build.id, version=version, config=config, endpoint_name=config["deploy"]["endpoint"])
     p.ledger.end_step(build.id, "Initialize", detail=f"version {version}")
-    return {"version": version, "pipeline": config["pipeline"], "wait": config["polling"]["initial_seconds"]}
+    return {"version": version, "pipeline": config["pipeline"],
+            "heartbeat_seconds": config["polling"]["heartbeat_seconds"]}
 
 
 def start_image_build(p: Ports, event: Event) -> Event:
-    """Package the source folder (with its Dockerfile) and start the image build; return at once."""
+    """Package the source folder (with its Dockerfile), start the image build and wait for it."""
     build, config = _context(p, event)
-    _still_wanted(build)
-    if p.images is None:
-        raise ConfigError("'image.build' is true, but this platform has no image builder (CodeBuild on AWS)")
-    p.ledger.begin_step(build.id, "BuildImage")
-    source = p.source.package_image_source(config["training"]["source_dir"])
-    started = p.images.start_build(source, tag=f"{config['pipeline']}-{build.version}")
-    p.ledger.update_build(build.id, image_build=started["id"])
-    now = p.ledger.get_build(build.id)
-    if now.done:  # stopped while it started, before the stop could see the id: stop it here
-        p.images.stop_build(started["id"])
-        _still_wanted(now)
-    return {"build": started["id"], "image_uri": started["image_uri"], "status": "InProgress",
-            "wait": config["polling"]["initial_seconds"]}
+    state = _resumed(p, build, "image")
+    if state is None:
+        _still_wanted(build)
+        if p.images is None:
+            raise ConfigError("'image.build' is true, but this platform has no image builder (CodeBuild on AWS)")
+        p.ledger.begin_step(build.id, "BuildImage")
+        source = p.source.package_image_source(config["training"]["source_dir"])
+        started = p.images.start_build(source, tag=f"{config['pipeline']}-{build.version}")
+        p.ledger.update_build(build.id, image_build=started["id"])
+        now = p.ledger.get_build(build.id)
+        if now.done:  # stopped while it started, before the stop could see the id: stop it here
+            p.images.stop_build(started["id"])
+            _still_wanted(now)
+        state = {"build": started["id"], "image_uri": started["image_uri"], "status": "InProgress"}
+    return _wait(p, build, "image", state["build"], state, event)
 
 
 def image_build_status(p: Ports, event: Event) -> Event:
@@ -126,22 +142,24 @@ def image_build_status(p: Ports, event: Event) -> Event:
         return state
     if status["status"] == "Failed":
         raise ImageBuildFailed(status.get("reason") or "the image build failed without a reason")
-    return _keep_polling(state, status["status"], config)
+    return _still_going(state, status["status"])
 
 
 def start_training(p: Ports, event: Event) -> Event:
-    """Package the code and start the training job; return at once."""
+    """Package the code, start the training job and wait for it to end."""
     build, config = _context(p, event)
-    _still_wanted(build)
-    p.ledger.begin_step(build.id, "Train")
-    code_uri = p.source.package_code(config["training"]["source_dir"])
-    data = {name: p.source.data_ref(loc) for name, loc in config["training"]["channels"].items()}
-    channels = {name: ref["uri"] for name, ref in data.items()}
-    spec = training_job_spec(build, config, code_uri, channels, p.artifacts.uri("training-jobs"))
-    name = p.training.create_training_job(spec)
-    p.ledger.update_build(build.id, training_job=name)
-    return {"job_name": name, "code": code_uri, "data": data, "status": "InProgress",
-            "wait": config["polling"]["initial_seconds"]}
+    state = _resumed(p, build, "training")
+    if state is None:
+        _still_wanted(build)
+        p.ledger.begin_step(build.id, "Train")
+        code_uri = p.source.package_code(config["training"]["source_dir"])
+        data = {name: p.source.data_ref(loc) for name, loc in config["training"]["channels"].items()}
+        channels = {name: ref["uri"] for name, ref in data.items()}
+        spec = training_job_spec(build, config, code_uri, channels, p.artifacts.uri("training-jobs"))
+        name = p.training.create_training_job(spec)
+        p.ledger.update_build(build.id, training_job=name)
+        state = {"job_name": name, "code": code_uri, "data": data, "status": "InProgress"}
+    return _wait(p, build, "training", state["job_name"], state, event)
 
 
 def training_status(p: Ports, event: Event) -> Event:
@@ -161,9 +179,9 @@ def training_status(p: Ports, event: Event) -> Event:
         artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
         p.ledger.update_build(build.id, model_artifact=artifact, metrics=metrics)
         p.ledger.end_step(build.id, "Train", detail=job["TrainingJobName"])
-        state.update(status="Completed", artifact=artifact, metrics=metrics, wait=0)
+        state.update(status="Completed", artifact=artifact, metrics=metrics)
         return state
-    return _keep_polling(state, status, config)
+    return _still_going(state, status)
 
 
 def evaluate(p: Ports, event: Event) -> Event:
@@ -193,9 +211,13 @@ def register(p: Ports, event: Event) -> Event:
 
 
 def deploy(p: Ports, event: Event) -> Event:
-    """Create the model and endpoint config, then create or update the endpoint; return at once."""
+    """Create the model and endpoint config, create or update the endpoint and wait for it."""
     build, config = _context(p, event)
-    model = event["model"]
+    state = _resumed(p, build, "deploy") or _start_deploy(p, build, config, event["model"])
+    return _wait(p, build, "deploy", state["endpoint"], state, event)
+
+
+def _start_deploy(p: Ports, build: Build, config: dict[str, Any], model: Event) -> Event:
     endpoint = config["deploy"]["endpoint"]
     _still_wanted(build)
     p.ledger.begin_step(build.id, "Deploy")
@@ -216,8 +238,7 @@ def deploy(p: Ports, event: Event) -> Event:
         action = "update"
     p.ledger.update_build(build.id, endpoint_name=endpoint, endpoint_config=config_name)
     return {"endpoint": endpoint, "endpoint_config": config_name, "action": action, "status": "Pending",
-            "previous_config": current.get("EndpointConfigName") if current else None,
-            "wait": config["polling"]["initial_seconds"]}
+            "previous_config": current.get("EndpointConfigName") if current else None}
 
 
 def endpoint_status(p: Ports, event: Event) -> Event:
@@ -232,9 +253,9 @@ def endpoint_status(p: Ports, event: Event) -> Event:
         raise DeployFailed(desc.get("FailureReason", "the endpoint failed to start"))
     if status == "InService":
         p.ledger.end_step(build.id, "Deploy", detail=f"{state['action']} {state['endpoint']}")
-        state.update(status="InService", wait=0)
+        state.update(status="InService")
         return state
-    return _keep_polling(state, status, config)
+    return _still_going(state, status)
 
 
 def verify_live(p: Ports, event: Event) -> Event:
@@ -265,8 +286,14 @@ def verify_live(p: Ports, event: Event) -> Event:
 
 
 def roll_back(p: Ports, event: Event) -> Event:
-    """The new model failed its checks: put the previous one back (or take a first one down)."""
-    build, config = _context(p, event)
+    """The new model failed its checks: put the previous one back (or take a first one down), and
+    wait until that serves."""
+    build, _ = _context(p, event)
+    state = _resumed(p, build, "rollback") or _start_rollback(p, build, event)
+    return _wait(p, build, "rollback", state["endpoint"], state, event)
+
+
+def _start_rollback(p: Ports, build: Build, event: Event) -> Event:
     state = event["deploy"]
     endpoint, previous = state["endpoint"], state.get("previous_config")
     p.ledger.begin_step(build.id, "RollBack", recovery=True)
@@ -274,18 +301,17 @@ def roll_back(p: Ports, event: Event) -> Event:
     p.ledger.mark_rolled_back(endpoint, state["endpoint_config"], reason)
     desc = p.hosting.describe_endpoint(endpoint)
     if desc is None:
-        return {"endpoint": endpoint, "status": "Pending", "action": "none", "target_config": None, "wait": 0}
+        return {"endpoint": endpoint, "status": "Pending", "action": "none", "target_config": None}
     if previous is None:
         p.hosting.delete_endpoint(endpoint)  # a first model that fails its checks must not serve
-        return {"endpoint": endpoint, "status": "Pending", "action": "deleted", "target_config": None, "wait": 0}
+        return {"endpoint": endpoint, "status": "Pending", "action": "deleted", "target_config": None}
     if desc.get("EndpointConfigName") == previous and desc["EndpointStatus"] == "InService":
         action = "none"  # the update never took (or the platform already rolled it back)
     else:
         p.hosting.cancel_update(endpoint, state["endpoint_config"])
         p.hosting.update_endpoint(endpoint, previous)
         action = "update"
-    return {"endpoint": endpoint, "target_config": previous, "action": action, "status": "Pending",
-            "wait": config["polling"]["initial_seconds"]}
+    return {"endpoint": endpoint, "target_config": previous, "action": action, "status": "Pending"}
 
 
 def rollback_status(p: Ports, event: Event) -> Event:
@@ -293,7 +319,7 @@ def rollback_status(p: Ports, event: Event) -> Event:
     build, config = _context(p, event)
     state = dict(event["rollback"])
     if state["action"] == "deleted" or state.get("target_config") is None:
-        state.update(status="InService", wait=0)
+        state.update(status="InService")
         detail = ("no earlier version existed, so the endpoint was removed" if state["action"] == "deleted"
                   else "nothing was deployed")
         p.ledger.end_step(build.id, "RollBack", detail=detail)
@@ -303,7 +329,8 @@ def rollback_status(p: Ports, event: Event) -> Event:
         raise DeployFailed(f"the rollback of {state['endpoint']} failed: "
                            f"{(desc or {}).get('FailureReason', 'the endpoint is gone')}")
     if desc["EndpointStatus"] != "InService" or desc.get("PendingEndpointConfigName"):
-        return _keep_polling(state, desc["EndpointStatus"], config)
+        # InService with a config still pending is mid-swap: not the InService the waiting state ends on
+        return _still_going(state, "Updating" if desc["EndpointStatus"] == "InService" else desc["EndpointStatus"])
     if desc.get("EndpointConfigName") != state["target_config"]:
         raise DeployFailed(f"the rollback of {state['endpoint']} did not take: it serves "
                            f"{desc.get('EndpointConfigName')}: {desc.get('FailureReason', 'no reason given')}")
@@ -316,7 +343,7 @@ def rollback_status(p: Ports, event: Event) -> Event:
     else:
         detail = f"{version} kept serving"
     p.ledger.end_step(build.id, "RollBack", detail=detail)
-    state.update(status="InService", version=version, wait=0)
+    state.update(status="InService", version=version)
     return state
 
 
@@ -332,7 +359,9 @@ def notify_success(p: Ports, event: Event) -> Event:
 
 def record_failure(p: Ports, event: Event) -> Event:
     """Record why the build failed, keep the live endpoint as it was, and tell people."""
-    error = event.get("error") or {}
+    error = _with_cause(p, event["build_id"], event.get("error") or {})
+    if isinstance(error.get("rollback"), dict):
+        error["rollback"] = _with_cause(p, event["build_id"], error["rollback"])
     error_type, reason = parse_error(error)
     build = _build(p, event)
     if build.done:  # a user stopped it a moment ago (or this is a retried call): that end stands, told once
@@ -349,6 +378,14 @@ def record_failure(p: Ports, event: Event) -> Event:
     done = p.ledger.finish_build(build.id, status, reason=reason, error_type=error_type)
     _publish(p, "build.gate_failed" if status == BuildStatus.GATE_FAILED else "build.failed", done)
     return {"status": done.status, "failed_step": done.failed_step, "reason": done.failure_reason}
+
+
+def _with_cause(p: Ports, build_id: str, error: dict[str, Any]) -> dict[str, Any]:
+    """A waiting step's failure without its cause (the engine drops SendTaskFailure's cause) gets
+    it back from the wait record."""
+    if error.get("Cause") or not error.get("Error"):
+        return dict(error)
+    return {**error, "Cause": waits.failure_cause(p, build_id, str(error["Error"])) or ""}
 
 
 def parse_error(error: dict[str, Any]) -> tuple[str, str]:
@@ -393,12 +430,24 @@ Step = Callable[[Ports, Event], Event]
 LambdaHandler = Callable[[Event, Any], Event]
 
 STEPS: dict[str, Step] = {
-    "initialize": initialize, "start_image_build": start_image_build,
-    "image_build_status": image_build_status, "start_training": start_training, "training_status": training_status,
-    "evaluate": evaluate, "register": register, "deploy": deploy, "endpoint_status": endpoint_status,
-    "verify_live": verify_live, "roll_back": roll_back, "rollback_status": rollback_status,
-    "notify_success": notify_success, "record_failure": record_failure,
+    "initialize": initialize, "start_image_build": start_image_build, "start_training": start_training,
+    "evaluate": evaluate, "register": register, "deploy": deploy, "verify_live": verify_live,
+    "roll_back": roll_back, "notify_success": notify_success, "record_failure": record_failure,
 }
+
+# The status check of each waiting step (waits.WAITS): run once per answer, never as a state.
+CHECKS: dict[str, Step] = {"image": image_build_status, "training": training_status, "deploy": endpoint_status,
+                           "rollback": rollback_status}
+
+
+def answer_wait(p: Ports, kind: str, name: str) -> str:
+    """Job ``name`` of ``kind`` (training, image, endpoint) changed: answer the state waiting on it."""
+    return waits.answer(p, kind, name, CHECKS)
+
+
+def sweep_waits(p: Ports) -> dict[str, str]:
+    """Heartbeat every waiting state whose job still runs; answer those whose event was lost."""
+    return waits.sweep(p, CHECKS)
 
 
 def bind_handlers(ports: Ports) -> dict[str, LambdaHandler]:

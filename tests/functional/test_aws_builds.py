@@ -173,7 +173,7 @@ def test_the_webhook_verifies_the_signature_with_the_secret_from_secrets_manager
     assert answer["statusCode"] == 400 and "not JSON" in json.loads(answer["body"])["error"]
 
 
-def image_build_account(aws, monkeypatch, **config_changes):
+def image_build_account(aws, monkeypatch):
     """The simulated account with a CodeBuild project, the image source in S3 and ``image.build`` on:
     (codebuild client, image repository, ports with the image builder, state machine ARN)."""
     engine, _, ports, sqs, queue, ssm = aws
@@ -189,10 +189,11 @@ def image_build_account(aws, monkeypatch, **config_changes):
                                                       Body=source.getvalue())
     repo = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sim-images"
     ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
-                      Value=json.dumps({**config(), "image": {"build": True}, **config_changes}))
+                      Value=json.dumps({**config(), "image": {"build": True}}))
     monkeypatch.setenv("SAGEBUILD_IMAGE_BUILD_PROJECT", "sim-images")
     monkeypatch.setenv("SAGEBUILD_IMAGE_REPOSITORY", repo)
     image_ports = lambda_entry.ports_from_environment()
+    image_ports.callbacks = engine.nudging(image_ports.callbacks)  # as the account's own ports (aws_sim)
     from lambda_pipeline.steps import bind_handlers
     engine.bind(bind_handlers(image_ports))
     arn = engine.ensure_state_machine("sim-image-build", render_definition(image_build=True))
@@ -217,26 +218,33 @@ def test_an_image_build_runs_on_codebuild_and_the_build_trains_and_serves_with_i
 
 
 def test_a_stop_during_the_image_build_stops_the_codebuild_build_and_no_training_starts(aws, monkeypatch):
+    from moto.codebuild.models import CodeBuildBackend
+
+    def builds_as_recorded(self, ids):  # moto ends every build at its first BatchGetBuilds; this one runs on
+        return [b for history in self.build_metadata_history.values() for b in history if b["id"] in ids]
+
+    monkeypatch.setattr(CodeBuildBackend, "batch_get_builds", builds_as_recorded)
     engine = aws[0]
-    # A long first wait keeps the execution in WaitForImageBuild while the user stops it.
-    codebuild, _, image_ports, arn = image_build_account(
-        aws, monkeypatch, polling={"initial_seconds": 60, "max_seconds": 60, "backoff_rate": 1.0})
+    codebuild, _, image_ports, arn = image_build_account(aws, monkeypatch)
     builds = builds_of(arn, image_ports)
     build = builds.start("a new Dockerfile")
     image_build = wait_for(lambda: image_ports.ledger.get_build(build.id).image_build)
     assert codebuild.list_builds_for_project(projectName="sim-images")["ids"] == [image_build]
+    assert wait_for(lambda: image_ports.ledger.get_state(f"waiting-on:image:{image_build}"))  # BuildImage waits
     stopped = builds.stop(build.number)
     assert stopped.status == "ABORTED" and stopped.failed_step == "BuildImage"
     assert image_ports.ledger.get_build(build.id).image_build == image_build  # the DynamoDB ledger kept the id
-    # moto's BatchGetBuilds reports every build SUCCEEDED, so read what StopBuild recorded in its backend.
-    from moto.codebuild.models import codebuild_backends
-    [recorded] = [b for history in codebuild_backends["123456789012"][REGION].build_metadata_history.values()
-                  for b in history if b["id"] == image_build]
-    assert recorded["buildStatus"] == "STOPPED"
-    assert wait_for(lambda: engine.describe(stopped.execution_arn)["status"] != "RUNNING", timeout=10) and \
-        engine.describe(stopped.execution_arn)["status"] == "ABORTED"
-    sagemaker = boto3.client("sagemaker", region_name=REGION)
-    assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
+    assert codebuild.batch_get_builds(ids=[image_build])["builds"][0]["buildStatus"] == "STOPPED"
+    # Step Functions aborts at once; moto ends an execution stopped in a token wait when the wait's
+    # heartbeat runs out (FAILED, States.Timeout). Either way no state after BuildImage runs.
+    ended = wait_for(lambda: (d := engine.describe(stopped.execution_arn))["status"] != "RUNNING" and d, timeout=20)
+    assert ended["status"] in ("ABORTED", "FAILED")
+    entered = [e["stateEnteredEventDetails"]["name"] for e in engine.history(stopped.execution_arn)
+               if "stateEnteredEventDetails" in e]
+    assert entered == ["Initialize", "BuildImage"]
+    assert boto3.client("sagemaker", region_name=REGION).list_training_jobs()["TrainingJobSummaries"] == []
+    done = image_ports.ledger.get_build(build.id)
+    assert (done.status, done.failure_reason) == ("ABORTED", "stopped by a user")
 
 
 def test_the_skill_on_lambda_answers_from_the_stack(aws, monkeypatch):

@@ -88,7 +88,7 @@ def test_deploy_resolves_images_packages_uploads_and_creates_the_stack_by_change
     assert config["training"]["channels"] == {"train": f"s3://{outputs['DataBucket']}/data/train",
                                               "validation": f"s3://{outputs['DataBucket']}/data/validation"}
     assert config["training"]["instance_type"] == "ml.m5.large"  # 'local' became the stack's instance type
-    assert config["polling"] == {"initial_seconds": 60, "max_seconds": 14400, "backoff_rate": 2.0}
+    assert config["polling"] == {"heartbeat_seconds": 600}
     assert config["skill"]["skill_id"] == "amzn1.ask.skill.dev" and config["skill"]["allowed_user_ids"] == ["u1", "u2"]
     assert config["deploy"]["sample_payload"].startswith("13.2,")
     # --upload-data: every channel's files under data/<channel>/ (which, on AWS, starts a build):

@@ -31,7 +31,7 @@ from lambda_pipeline.model import Build, BuildStatus, LogChunk
 from lambda_pipeline.ports import Ports
 
 __all__ = ["Fakes", "FakeConfigStore", "FakeArtifactStore", "FakeSourceStore", "FakeTraining", "FakeHosting",
-           "FakeImageBuilder", "FakeNotifier", "FakeExecutor", "Recorder"]
+           "FakeImageBuilder", "FakeNotifier", "FakeExecutor", "FakeCallbacks", "Recorder"]
 
 
 class Recorder:
@@ -374,6 +374,44 @@ class FakeExecutor(Recorder):
         self.executions[execution_arn].update(status=status, error=error, cause=cause)
 
 
+class FakeCallbacks(Recorder):
+    """Task tokens answered: ``successes`` {token: output}, ``failures`` {token: (error, cause)},
+    ``heartbeats`` [token]. A token in ``gone`` is one nobody waits on any more (timed out,
+    answered, its execution ended): every answer to it returns False, as Step Functions says."""
+
+    role = "callbacks"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.successes: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, tuple[str, str]] = {}
+        self.heartbeats: list[str] = []
+        self.gone: set[str] = set()
+
+    def send_task_success(self, token: str, output: dict[str, Any]) -> bool:
+        self._call("send_task_success", token, output)
+        if token in self.gone:
+            return False
+        self.successes[token] = output
+        self.gone.add(token)
+        return True
+
+    def send_task_failure(self, token: str, error: str, cause: str) -> bool:
+        self._call("send_task_failure", token, error, cause)
+        if token in self.gone:
+            return False
+        self.failures[token] = (error, cause)
+        self.gone.add(token)
+        return True
+
+    def send_task_heartbeat(self, token: str) -> bool:
+        self._call("send_task_heartbeat", token)
+        if token in self.gone:
+            return False
+        self.heartbeats.append(token)
+        return True
+
+
 @dataclass
 class Fakes:
     """One process's fake world: the fakes (typed as themselves, for steering) and their Ports."""
@@ -387,12 +425,13 @@ class Fakes:
     source: FakeSourceStore = field(default_factory=FakeSourceStore)
     images: FakeImageBuilder | None = field(default_factory=FakeImageBuilder)
     executor: FakeExecutor = field(default_factory=FakeExecutor)
+    callbacks: FakeCallbacks = field(default_factory=FakeCallbacks)
     journal: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.executor.ledger = self.ledger
         for fake in (self.config, self.artifacts, self.training, self.hosting, self.notifier, self.source,
-                     self.images, self.executor):
+                     self.images, self.executor, self.callbacks):
             if fake is not None:
                 fake.journal = self.journal
 
@@ -406,7 +445,8 @@ class Fakes:
     @property
     def ports(self) -> Ports:
         return Ports(config=self.config, ledger=self.ledger, artifacts=self.artifacts, training=self.training,
-                     hosting=self.hosting, notifier=self.notifier, source=self.source, images=self.images)
+                     hosting=self.hosting, notifier=self.notifier, source=self.source, images=self.images,
+                     callbacks=self.callbacks)
 
     def running_build(self, reason: str = "test", source: str = "cli",
                       hyperparameters: dict[str, Any] | None = None) -> Build:
@@ -427,10 +467,10 @@ class Fakes:
 
 if TYPE_CHECKING:  # pragma: no cover - read by mypy only
     from lambda_pipeline.ports import (ArtifactStore, ConfigStore, Executor, HostingPlatform, ImageBuilder, Ledger,
-                                       Notifier, SourceStore, TrainingPlatform)
+                                       Notifier, SourceStore, TaskCallbacks, TrainingPlatform)
 
     def _conforms(a: FakeConfigStore, b: FakeArtifactStore, c: FakeSourceStore, d: FakeTraining, e: FakeHosting,
-                  f: FakeImageBuilder, g: FakeNotifier, h: SqliteLedger, i: FakeExecutor
+                  f: FakeImageBuilder, g: FakeNotifier, h: SqliteLedger, i: FakeExecutor, j: FakeCallbacks
                   ) -> tuple[ConfigStore, ArtifactStore, SourceStore, TrainingPlatform, HostingPlatform, ImageBuilder,
-                             Notifier, Ledger, Executor]:
-        return a, b, c, d, e, f, g, h, i
+                             Notifier, Ledger, Executor, TaskCallbacks]:
+        return a, b, c, d, e, f, g, h, i, j

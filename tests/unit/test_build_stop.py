@@ -9,7 +9,9 @@ import pytest
 from lambda_pipeline.build_service import BuildService
 from lambda_pipeline.errors import NothingToStop, NotFound
 from lambda_pipeline.model import Build
-from lambda_pipeline.steps.handlers import deploy, initialize, start_image_build, start_training
+from lambda_pipeline.steps import waits
+from lambda_pipeline.steps.handlers import (answer_wait, deploy, initialize, record_failure, start_image_build,
+                                            start_training)
 from tests.unit.fakes import Fakes
 
 CONFIG: dict[str, Any] = {"pipeline": "wine", "image": {"build": True}, "deploy": {"endpoint": "wine-ep"}}
@@ -33,10 +35,18 @@ def started(fakes: Fakes, service: BuildService) -> Build:
     return build
 
 
-def test_a_stop_during_the_image_build_stops_it_then_the_execution_then_records_aborted(fakes, service):
+def image_build_of(fakes: Fakes, build: Build) -> str:
+    record = waits.current(fakes.ports, build.id, "image")
+    assert record is not None
+    return str(record["name"])
+
+
+def test_a_stop_during_the_image_build_records_aborted_then_stops_the_execution_then_the_image_build(
+        fakes, service):
     build = started(fakes, service)
-    image = start_image_build(fakes.ports, {"build_id": build.id})
-    assert fakes.ledger.get_build(build.id).image_build == image["build"]
+    start_image_build(fakes.ports, {"build_id": build.id, "task_token": "token-image"})
+    image = {"build": image_build_of(fakes, build)}
+    assert fakes.ledger.get_build(build.id).image_build == image["build"] == "sagebuild-images:0001"
     del fakes.journal[:]
     done = service.stop()
     assert done.status == "ABORTED" and done.failed_step == "BuildImage" and done.failure_reason == "stopped by a user"
@@ -44,29 +54,47 @@ def test_a_stop_during_the_image_build_stops_it_then_the_execution_then_records_
     assert fakes.images.builds[image["build"]]["status"] == "Failed"
     assert fakes.executor.executions[build.execution_arn]["status"] == "ABORTED"
     assert [c for c in fakes.journal if c in ("images.stop_build", "executor.stop", "notifier.publish")] == [
-        "images.stop_build", "executor.stop", "notifier.publish"]
-    assert fakes.executor.status_at_stop[build.execution_arn] == "RUNNING"  # ABORTED is recorded last
+        "executor.stop", "images.stop_build", "notifier.publish"]
+    assert fakes.executor.status_at_stop[build.execution_arn] == "ABORTED"  # the ledger first
     assert fakes.training.calls == [] and fakes.hosting.calls == []
     assert [e for e, _ in fakes.notifier.published] == ["build.started", "build.stopped"]
 
 
 def test_a_stop_during_training_leaves_the_finished_image_build_alone(fakes, service):
     build = started(fakes, service)
-    image = start_image_build(fakes.ports, {"build_id": build.id})
+    start_image_build(fakes.ports, {"build_id": build.id, "task_token": "token-image"})
     assert fakes.images is not None
-    fakes.images.set_status(image["build"], "Succeeded")
-    job = start_training(fakes.ports, {"build_id": build.id})["job_name"]
+    fakes.images.set_status(image_build_of(fakes, build), "Succeeded")
+    assert answer_wait(fakes.ports, "image", image_build_of(fakes, build)) == "succeeded"
+    job = start_training(fakes.ports, {"build_id": build.id, "task_token": "token-train"})["waiting_on"]
     done = service.stop(build.number)
     assert done.status == "ABORTED" and done.failed_step == "Train"
     assert fakes.images.called("stop_build") == []
     assert fakes.training.called("stop_training_job") == [(job,)]
     assert fakes.training.jobs[job]["TrainingJobStatus"] == "Stopped"
-    assert fakes.journal.index("training.stop_training_job") < fakes.journal.index("executor.stop")
+    assert fakes.journal.index("executor.stop") < fakes.journal.index("training.stop_training_job")
+
+
+def test_the_stopped_jobs_end_wakes_its_waiting_state_and_changes_nothing(fakes, service):
+    build = started(fakes, service)
+    start_image_build(fakes.ports, {"build_id": build.id, "task_token": "token-image"})
+    image = image_build_of(fakes, build)
+    service.stop()
+    # CodeBuild's STOPPED event arrives after the stop: the (ended) execution's token gets BuildEnded.
+    assert answer_wait(fakes.ports, "image", image) == "failed"
+    assert fakes.callbacks.failures["token-image"] == ("BuildEnded", "build 1 already ended")
+    stored = fakes.ledger.get_build(build.id)
+    assert stored.status == "ABORTED" and stored.failure_reason == "stopped by a user"
+    assert stored.config is not None and stored.config["image"]["uri"] is None
+    # Had the execution still run, its Catch would reach RecordFailure: the stop's end stands, told once.
+    out = record_failure(fakes.ports, {"build_id": build.id, "error": {"Error": "BuildEnded"}})
+    assert out == {"status": "ABORTED", "failed_step": "BuildImage", "reason": "stopped by a user"}
+    assert [e for e, _ in fakes.notifier.published] == ["build.started", "build.stopped"]
 
 
 def test_an_image_build_that_cannot_be_stopped_does_not_keep_the_build_running(fakes, service, caplog):
     build = started(fakes, service)
-    start_image_build(fakes.ports, {"build_id": build.id})
+    start_image_build(fakes.ports, {"build_id": build.id, "task_token": "token-image"})
     assert fakes.images is not None
     fakes.images.raises["stop_build"] = NotFound("no image build 'sagebuild-images:0001'")
     done = service.stop()
@@ -81,8 +109,11 @@ def test_a_stop_during_deploy_cancels_the_update_and_the_live_model_stays(fakes,
     build = started(fakes, service)
     fakes.ledger.update_build(build.id, image_build="sagebuild-images:0001", training_job="wine-v1-job")
     fakes.training.jobs["wine-v1-job"] = {"TrainingJobName": "wine-v1-job", "TrainingJobStatus": "Completed"}
-    state = deploy(fakes.ports, {"build_id": build.id, "model": {"version": "v1", "model_name": "wine-v1",
-                                                                  "artifact": "mem://m.tar.gz", "code": None}})
+    deploy(fakes.ports, {"build_id": build.id, "task_token": "token-deploy",
+                         "model": {"version": "v1", "model_name": "wine-v1", "artifact": "mem://m.tar.gz", "code": None}})
+    record = waits.current(fakes.ports, build.id, "deploy")
+    assert record is not None
+    state = record["state"]
     done = service.stop()
     assert done.status == "ABORTED" and done.failed_step == "Deploy"
     assert fakes.hosting.called("cancel_update") == [("wine-ep", state["endpoint_config"])]

@@ -41,8 +41,8 @@ def test_wrong_type_names_the_key_and_the_value():
 
 
 def test_boolean_is_not_an_integer():
-    with pytest.raises(ConfigError, match="'polling.initial_seconds' must be an integer, got boolean"):
-        validate_config(minimal(polling={"initial_seconds": True}))
+    with pytest.raises(ConfigError, match="'polling.heartbeat_seconds' must be an integer, got boolean"):
+        validate_config(minimal(polling={"heartbeat_seconds": True}))
 
 
 def test_missing_pipeline_and_bad_name():

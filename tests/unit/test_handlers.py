@@ -11,8 +11,8 @@ import pytest
 from lambda_pipeline.errors import (BuildEnded, ConfigError, DeployFailed, GateFailed, ImageBuildFailed,
                                     SmokeTestFailed, TrainingFailed, TrainingStopped)
 from lambda_pipeline.model import Build, BuildStatus
-from lambda_pipeline.steps import STEPS, bind_handlers
-from lambda_pipeline.steps.handlers import (deploy, endpoint_status, evaluate, image_build_status, initialize,
+from lambda_pipeline.steps import STEPS, bind_handlers, waits
+from lambda_pipeline.steps.handlers import (answer_wait, deploy, endpoint_status, evaluate, image_build_status, initialize,
                                             notify_success, parse_error, record_failure, register, roll_back,
                                             rollback_status, start_image_build, start_training, training_status,
                                             verify_live)
@@ -25,7 +25,7 @@ CONFIG: dict[str, Any] = {
                  "metric_definitions": [{"Name": "accuracy", "Regex": "accuracy=([0-9.]+)"}]},
     "gate": {"metric": "accuracy", "minimum": 0.8},
     "deploy": {"endpoint": "wine-ep", "entry_point": "serve.py", "sample_payload": "7.4,0.7,0", "port": 8123},
-    "polling": {"initial_seconds": 2, "max_seconds": 30, "backoff_rate": 2.0},
+    "polling": {"heartbeat_seconds": 120},
 }
 EP = "wine-ep"
 
@@ -48,6 +48,20 @@ def serving(fakes: Fakes, version: str, config_name: str, metrics: dict[str, flo
     fakes.hosting.put_endpoint(EP, config_name)
 
 
+def wait_state(fakes: Fakes, build: Build, step: str) -> dict[str, Any]:
+    """What a waiting step keeps with its token: the state its status check reads."""
+    record = waits.current(fakes.ports, build.id, step)
+    assert record is not None, f"{step} of build {build.number} never waited"
+    return dict(record["state"])
+
+
+def deploy_state(fakes: Fakes, build: Build, token: str = "token-deploy") -> dict[str, Any]:
+    """Run Deploy (its waiting state) and return what it waits with."""
+    out = deploy(fakes.ports, {"build_id": build.id, "model": MODEL, "task_token": token})
+    assert out["waiting_on"] == EP
+    return wait_state(fakes, build, "deploy")
+
+
 def lambda_error(error_type: str, message: str) -> dict[str, str]:
     """A Catch's ``$.error`` for a Lambda that raised ``error_type(message)``."""
     return {"Error": error_type, "Cause": json.dumps({"errorType": error_type, "errorMessage": message,
@@ -58,7 +72,7 @@ def lambda_error(error_type: str, message: str) -> dict[str, str]:
 def test_initialize_assigns_the_version_and_snapshots_the_config_with_the_overrides(fakes):
     build = fakes.running_build(hyperparameters={"depth": 5, "lr": 0.1})
     out = initialize(fakes.ports, {"build_id": build.id})
-    assert out == {"version": "v1", "pipeline": "wine", "wait": 2}
+    assert out == {"version": "v1", "pipeline": "wine", "heartbeat_seconds": 120}
     stored = fakes.ledger.get_build(build.id)
     assert stored.version == "v1" and stored.endpoint_name == EP and stored.current_step == "Initialize"
     assert stored.config is not None
@@ -184,10 +198,11 @@ MODEL = {"version": "v1", "model_name": "wine-v1", "artifact": "mem://model.tar.
 
 def test_deploy_creates_the_endpoint_when_there_is_none(fakes):
     build = fakes.initialized_build()
-    out = deploy(fakes.ports, {"build_id": build.id, "model": MODEL})
+    out = deploy(fakes.ports, {"build_id": build.id, "model": MODEL, "task_token": "token-deploy"})
+    assert out == {"waiting_on": EP, "answered": "running"}  # checked once: Creating, so it waits
     config_name = f"wine-v1-{build.id[:6]}"
-    assert out == {"endpoint": EP, "endpoint_config": config_name, "action": "create", "status": "Pending",
-                   "previous_config": None, "wait": 2}
+    assert wait_state(fakes, build, "deploy") == {"endpoint": EP, "endpoint_config": config_name, "action": "create",
+                                                  "status": "Pending", "previous_config": None}
     assert fakes.hosting.called("create_model") == [("wine-v1", "mem://model.tar.gz", "mem://code.tar.gz",
                                                      "serve.py", None)]
     assert fakes.hosting.called("create_endpoint_config") == [(config_name, "wine-v1")]
@@ -202,7 +217,7 @@ def test_deploy_updates_a_serving_endpoint_with_the_configured_traffic_shift(fak
                                                 "alarms": ["errors"]}
     serving(fakes, "v0", "wine-v0-aaaaaa")
     build = fakes.initialized_build()
-    out = deploy(fakes.ports, {"build_id": build.id, "model": MODEL})
+    out = deploy_state(fakes, build)
     assert out["action"] == "update" and out["previous_config"] == "wine-v0-aaaaaa"
     assert fakes.hosting.called("update_endpoint") == [
         (EP, out["endpoint_config"], {"type": "canary", "percent": 20, "wait_seconds": 60, "alarms": ["errors"]})]
@@ -212,15 +227,16 @@ def test_deploy_updates_a_serving_endpoint_with_the_configured_traffic_shift(fak
 def test_deploy_recreates_an_endpoint_that_failed_before_it_ever_served(fakes):
     fakes.hosting.put_endpoint(EP, None, status="Failed", FailureReason="the first model did not start")
     build = fakes.initialized_build()
-    out = deploy(fakes.ports, {"build_id": build.id, "model": MODEL})
+    out = deploy_state(fakes, build)
     assert out["action"] == "create" and out["previous_config"] is None
-    assert fakes.hosting.methods()[-3:] == ["describe_endpoint", "delete_endpoint", "create_endpoint"]
+    assert fakes.hosting.methods()[:6] == ["create_model", "create_endpoint_config", "describe_endpoint",
+                                           "delete_endpoint", "create_endpoint", "describe_endpoint"]
 
 
 def test_deploy_updates_a_failed_endpoint_that_still_has_a_config(fakes):
     fakes.hosting.put_endpoint(EP, "wine-v0-aaaaaa", status="Failed", FailureReason="instance lost")
     build = fakes.initialized_build()
-    out = deploy(fakes.ports, {"build_id": build.id, "model": MODEL})
+    out = deploy_state(fakes, build)
     assert out["action"] == "update" and out["previous_config"] == "wine-v0-aaaaaa"
     assert fakes.hosting.called("delete_endpoint") == []
 
@@ -229,7 +245,7 @@ def test_deploy_without_an_inference_script_passes_no_code_and_uses_the_snapshot
     fakes.config.config["deploy"]["entry_point"] = None
     fakes.config.config["image"]["uri"] = "123.dkr.ecr/wine:v1"
     build = fakes.initialized_build()
-    deploy(fakes.ports, {"build_id": build.id, "model": MODEL})
+    deploy_state(fakes, build)
     assert fakes.hosting.called("create_model") == [("wine-v1", "mem://model.tar.gz", None, None,
                                                      "123.dkr.ecr/wine:v1")]
 
@@ -238,8 +254,8 @@ def test_deploy_of_a_stopped_build_starts_nothing(fakes):
     build = fakes.initialized_build()
     fakes.ledger.finish_build(build.id, BuildStatus.ABORTED, reason="stopped by a user")
     with pytest.raises(BuildEnded, match="build 1 already ended .aborted.; not starting more work"):
-        deploy(fakes.ports, {"build_id": build.id, "model": MODEL})
-    assert fakes.hosting.calls == []
+        deploy(fakes.ports, {"build_id": build.id, "model": MODEL, "task_token": "token-deploy"})
+    assert fakes.hosting.calls == [] and waits.current(fakes.ports, build.id, "deploy") is None
 
 
 # -- verify_live --------------------------------------------------------------------------
@@ -248,10 +264,10 @@ def _deployed(fakes: Fakes, previous: str | None = None) -> tuple[Build, dict[st
     if previous:
         serving(fakes, "v0", previous)
     build = fakes.initialized_build()
-    state = deploy(fakes.ports, {"build_id": build.id, "model": MODEL})
+    deploy_state(fakes, build)
     fakes.hosting.settle(EP)
-    state = endpoint_status(fakes.ports, {"build_id": build.id, "deploy": state})
-    return build, state
+    assert answer_wait(fakes.ports, "endpoint", EP) == "succeeded"  # the endpoint's InService event
+    return build, fakes.callbacks.successes["token-deploy"]
 
 
 def test_verify_live_records_the_deployment_after_the_smoke_invocation(fakes):
@@ -374,7 +390,7 @@ def test_a_gate_failure_ends_gate_failed(fakes):
 def test_a_failure_during_deploy_cancels_the_update_it_started(fakes):
     serving(fakes, "v0", "wine-v0-aaaaaa")
     build = fakes.initialized_build()
-    state = deploy(fakes.ports, {"build_id": build.id, "model": MODEL})
+    state = deploy_state(fakes, build)
     out = record_failure(fakes.ports, {"build_id": build.id, "error": {"Error": "States.Timeout", "Cause": ""}})
     assert fakes.hosting.called("cancel_update") == [(EP, state["endpoint_config"])]
     assert out == {"status": "FAILED", "failed_step": "Deploy", "reason": "a step took longer than its timeout"}
@@ -470,12 +486,13 @@ def test_bind_handlers_gives_every_step_lambda_shape_over_these_ports(fakes):
 # -- the long waits: image build, training, endpoint, rollback ------------------------------
 def test_start_image_build_packages_the_source_and_records_the_codebuild_id(fakes):
     build = fakes.initialized_build()
-    out = start_image_build(fakes.ports, {"build_id": build.id})
+    out = start_image_build(fakes.ports, {"build_id": build.id, "task_token": "token-image"})
+    assert out == {"waiting_on": "sagebuild-images:0001", "answered": "running"}
     assert fakes.source.called("package_image_source") == [("src",)]
     assert fakes.images is not None
     assert fakes.images.called("start_build") == [("bucket/image-source/src.zip", "wine-v1")]
-    assert out == {"build": "sagebuild-images:0001", "status": "InProgress", "wait": 2,
-                   "image_uri": "123.dkr.ecr.us-east-1.amazonaws.com/sagebuild:wine-v1"}
+    assert wait_state(fakes, build, "image") == {"build": "sagebuild-images:0001", "status": "InProgress",
+                                                 "image_uri": "123.dkr.ecr.us-east-1.amazonaws.com/sagebuild:wine-v1"}
     stored = fakes.ledger.get_build(build.id)
     assert stored.image_build == "sagebuild-images:0001" and stored.current_step == "BuildImage"
 
@@ -484,7 +501,7 @@ def test_start_image_build_without_an_image_builder_says_so(tmp_path):
     fakes = Fakes.create(tmp_path, CONFIG, images=False)
     build = fakes.initialized_build()
     with pytest.raises(ConfigError, match="'image.build' is true, but this platform has no image builder"):
-        start_image_build(fakes.ports, {"build_id": build.id})
+        start_image_build(fakes.ports, {"build_id": build.id, "task_token": "token-image"})
     assert fakes.source.calls == []
 
 
@@ -492,7 +509,7 @@ def test_start_image_build_of_a_stopped_build_starts_nothing(fakes):
     build = fakes.initialized_build()
     fakes.ledger.finish_build(build.id, BuildStatus.ABORTED)
     with pytest.raises(BuildEnded):
-        start_image_build(fakes.ports, {"build_id": build.id})
+        start_image_build(fakes.ports, {"build_id": build.id, "task_token": "token-image"})
     assert fakes.images is not None and fakes.images.calls == []
 
 
@@ -511,14 +528,15 @@ def test_an_image_build_stopped_while_it_started_is_stopped_at_once(fakes, monke
 
     monkeypatch.setattr(images, "start_build", start_then_user_stops)
     with pytest.raises(BuildEnded, match="already ended"):
-        start_image_build(fakes.ports, {"build_id": build.id})
+        start_image_build(fakes.ports, {"build_id": build.id, "task_token": "token-image"})
     assert images.called("stop_build") == [("sagebuild-images:0001",)]
     assert images.builds["sagebuild-images:0001"]["status"] == "Failed"
 
 
 def _image_state(fakes: Fakes) -> tuple[Build, dict[str, Any]]:
     build = fakes.initialized_build()
-    return build, start_image_build(fakes.ports, {"build_id": build.id})
+    start_image_build(fakes.ports, {"build_id": build.id, "task_token": "token-image"})
+    return build, wait_state(fakes, build, "image")
 
 
 def test_image_build_succeeded_puts_the_image_in_the_snapshot(fakes):
@@ -543,22 +561,22 @@ def test_image_build_failure_raises_with_codebuilds_reason(fakes):
         image_build_status(fakes.ports, {"build_id": build.id, "image": state})
 
 
-def test_an_image_build_in_progress_is_polled_with_back_off(fakes):
+def test_an_image_build_in_progress_keeps_waiting(fakes):
     build, state = _image_state(fakes)
     out = image_build_status(fakes.ports, {"build_id": build.id, "image": state})
-    assert (out["status"], out["wait"]) == ("InProgress", 4)
-    out = image_build_status(fakes.ports, {"build_id": build.id, "image": {**out, "wait": 30}})
-    assert out["wait"] == 30
+    assert out == {**state, "status": "InProgress"}
     stored = fakes.ledger.get_build(build.id)
     assert stored.config is not None and stored.config["image"]["uri"] is None
 
 
 def test_start_training_starts_a_script_mode_job_on_the_packaged_code_and_data(fakes):
     build = fakes.initialized_build()
-    out = start_training(fakes.ports, {"build_id": build.id})
+    out = start_training(fakes.ports, {"build_id": build.id, "task_token": "token-train"})
     name = f"wine-v1-{build.id[:6]}"
-    assert out == {"job_name": name, "code": "mem://code/src/sourcedir.tar.gz", "status": "InProgress", "wait": 2,
-                   "data": {"train": {"uri": "mem://data/data/train", "digest": "digest-of-data/train"}}}
+    assert out == {"waiting_on": name, "answered": "running"}
+    assert wait_state(fakes, build, "training") == {
+        "job_name": name, "code": "mem://code/src/sourcedir.tar.gz", "status": "InProgress",
+        "data": {"train": {"uri": "mem://data/data/train", "digest": "digest-of-data/train"}}}
     spec = fakes.training.specs[name]
     assert spec["HyperParameters"]["depth"] == "3"
     assert spec["HyperParameters"]["sagemaker_submit_directory"] == "mem://code/src/sourcedir.tar.gz"
@@ -572,21 +590,21 @@ def test_start_training_of_a_stopped_build_starts_no_job(fakes):
     build = fakes.initialized_build()
     fakes.ledger.finish_build(build.id, BuildStatus.ABORTED)
     with pytest.raises(BuildEnded):
-        start_training(fakes.ports, {"build_id": build.id})
+        start_training(fakes.ports, {"build_id": build.id, "task_token": "token-train"})
     assert fakes.training.jobs == {} and fakes.source.calls == []
 
 
 def _training_state(fakes: Fakes) -> tuple[Build, dict[str, Any]]:
     build = fakes.initialized_build()
-    return build, start_training(fakes.ports, {"build_id": build.id})
+    start_training(fakes.ports, {"build_id": build.id, "task_token": "token-train"})
+    return build, wait_state(fakes, build, "training")
 
 
 def test_completed_training_records_the_artifact_and_metrics(fakes):
     build, state = _training_state(fakes)
     artifact = fakes.training.complete(state["job_name"], {"accuracy": 0.93, "loss": 0.2})
     out = training_status(fakes.ports, {"build_id": build.id, "training": state})
-    assert out == {**state, "status": "Completed", "artifact": artifact, "wait": 0,
-                   "metrics": {"accuracy": 0.93, "loss": 0.2}}
+    assert out == {**state, "status": "Completed", "artifact": artifact, "metrics": {"accuracy": 0.93, "loss": 0.2}}
     stored = fakes.ledger.get_build(build.id)
     assert stored.model_artifact == artifact and stored.metrics == {"accuracy": 0.93, "loss": 0.2}
     assert steps_of(fakes, build)["Train"] == ("SUCCEEDED", state["job_name"])
@@ -612,27 +630,27 @@ def test_stopped_training_says_whether_its_max_runtime_stopped_it(fakes):
         training_status(fakes.ports, {"build_id": build.id, "training": state})
 
 
-def test_training_in_progress_is_polled_with_back_off(fakes):
+def test_training_in_progress_keeps_waiting(fakes):
     build, state = _training_state(fakes)
     out = training_status(fakes.ports, {"build_id": build.id, "training": state})
-    assert (out["status"], out["wait"]) == ("InProgress", 4)
+    assert out == {**state, "status": "InProgress"}
     assert "Train" in steps_of(fakes, build) and steps_of(fakes, build)["Train"][0] == "RUNNING"
 
 
 def test_endpoint_in_service_ends_the_deploy_step(fakes):
     build = fakes.initialized_build()
-    state = deploy(fakes.ports, {"build_id": build.id, "model": MODEL})
+    state = deploy_state(fakes, build)
     out = endpoint_status(fakes.ports, {"build_id": build.id, "deploy": state})
-    assert (out["status"], out["wait"]) == ("Creating", 4)
+    assert out == {**state, "status": "Creating"}
     fakes.hosting.settle(EP)
     out = endpoint_status(fakes.ports, {"build_id": build.id, "deploy": out})
-    assert (out["status"], out["wait"]) == ("InService", 0)
+    assert out == {**state, "status": "InService"}
     assert steps_of(fakes, build)["Deploy"] == ("SUCCEEDED", f"create {EP}")
 
 
 def test_a_failed_or_vanished_endpoint_fails_the_deploy(fakes):
     build = fakes.initialized_build()
-    state = deploy(fakes.ports, {"build_id": build.id, "model": MODEL})
+    state = deploy_state(fakes, build)
     fakes.hosting.fail_update(EP, "the container did not pass the ping health check", status="Failed")
     with pytest.raises(DeployFailed, match="^the container did not pass the ping health check$"):
         endpoint_status(fakes.ports, {"build_id": build.id, "deploy": state})
@@ -657,12 +675,21 @@ def _failed_verify(fakes: Fakes, previous: str | None) -> tuple[Build, dict[str,
     return build, state
 
 
-def test_roll_back_puts_the_previous_config_back(fakes):
+def rolled_back(fakes: Fakes, build: Build, deploy_state: dict[str, Any],
+                error: dict[str, Any] | None = SMOKE) -> dict[str, Any]:
+    """Run RollBack (its waiting state, as the VerifyLive Catch enters it)."""
+    event: dict[str, Any] = {"build_id": build.id, "deploy": deploy_state, "task_token": "token-rollback"}
+    if error is not None:
+        event["error"] = error
+    return roll_back(fakes.ports, event)
+
+
+def test_roll_back_puts_the_previous_config_back_and_waits_for_it(fakes):
     build, state = _failed_verify(fakes, previous="wine-v0-aaaaaa")
     calls = len(fakes.hosting.calls)
-    out = roll_back(fakes.ports, {"build_id": build.id, "deploy": state, "error": SMOKE})
-    assert out == {"endpoint": EP, "target_config": "wine-v0-aaaaaa", "action": "update", "status": "Pending",
-                   "wait": 2}
+    assert rolled_back(fakes, build, state) == {"waiting_on": EP, "answered": "running"}
+    assert wait_state(fakes, build, "rollback") == {"endpoint": EP, "target_config": "wine-v0-aaaaaa",
+                                                    "action": "update", "status": "Pending"}
     assert [c for c in fakes.hosting.calls[calls:] if c[0] != "describe_endpoint"] == [
         ("cancel_update", (EP, state["endpoint_config"])), ("update_endpoint", (EP, "wine-v0-aaaaaa", None))]
     [new] = [d for d in fakes.ledger.deployments(endpoint=EP) if d["version"] == "v1"]
@@ -670,14 +697,17 @@ def test_roll_back_puts_the_previous_config_back(fakes):
     stored = fakes.ledger.get_build(build.id)
     assert stored.current_step == "VerifyLive"  # a recovery step: the failed step stays the one that failed
     assert steps_of(fakes, build)["RollBack"] == ("RUNNING", None)
+    assert fakes.callbacks.heartbeats.count("token-rollback") == 1 and "token-rollback" not in fakes.callbacks.successes
 
 
-def test_roll_back_of_a_first_model_takes_the_endpoint_down(fakes):
+def test_roll_back_of_a_first_model_takes_the_endpoint_down_and_answers_at_once(fakes):
     build, state = _failed_verify(fakes, previous=None)
-    out = roll_back(fakes.ports, {"build_id": build.id, "deploy": state, "error": SMOKE})
-    assert out == {"endpoint": EP, "status": "Pending", "action": "deleted", "target_config": None, "wait": 0}
+    assert rolled_back(fakes, build, state) == {"waiting_on": EP, "answered": "succeeded"}
+    assert fakes.callbacks.successes["token-rollback"] == {"endpoint": EP, "status": "InService",
+                                                           "action": "deleted", "target_config": None}
     assert fakes.hosting.called("delete_endpoint") == [(EP,)] and EP not in fakes.hosting.endpoints
     assert fakes.hosting.called("update_endpoint") == []
+    assert steps_of(fakes, build)["RollBack"] == ("SUCCEEDED", "no earlier version existed, so the endpoint was removed")
 
 
 def test_roll_back_when_the_previous_config_serves_already_changes_nothing(fakes):
@@ -685,10 +715,13 @@ def test_roll_back_when_the_previous_config_serves_already_changes_nothing(fakes
     serving(fakes, "v0", "wine-v0-aaaaaa")
     state = {"endpoint": EP, "endpoint_config": f"wine-v1-{build.id[:6]}", "previous_config": "wine-v0-aaaaaa",
              "action": "update"}  # the platform rolled the update back itself
-    out = roll_back(fakes.ports, {"build_id": build.id, "deploy": state,
-                                  "error": lambda_error("DeployFailed", "still serves wine-v0-aaaaaa")})
-    assert out["action"] == "none" and out["target_config"] == "wine-v0-aaaaaa"
-    assert fakes.hosting.methods() == ["describe_endpoint"]
+    out = rolled_back(fakes, build, state, lambda_error("DeployFailed", "still serves wine-v0-aaaaaa"))
+    assert out == {"waiting_on": EP, "answered": "succeeded"}
+    answer = fakes.callbacks.successes["token-rollback"]
+    assert (answer["action"], answer["target_config"], answer["version"]) == ("none", "wine-v0-aaaaaa", "v0")
+    assert fakes.hosting.methods() == ["describe_endpoint", "describe_endpoint"]  # start, then the one check
+    assert [d["kind"] for d in fakes.ledger.deployments(endpoint=EP)] == ["build"]
+    assert steps_of(fakes, build)["RollBack"] == ("SUCCEEDED", "v0 kept serving")
 
 
 def test_roll_back_when_the_previous_config_is_named_but_not_in_service_updates(fakes):
@@ -696,21 +729,25 @@ def test_roll_back_when_the_previous_config_is_named_but_not_in_service_updates(
     serving(fakes, "v0", "wine-v0-aaaaaa")
     fakes.hosting.endpoints[EP]["EndpointStatus"] = "Failed"
     state = {"endpoint": EP, "endpoint_config": f"wine-v1-{build.id[:6]}", "previous_config": "wine-v0-aaaaaa"}
-    assert roll_back(fakes.ports, {"build_id": build.id, "deploy": state, "error": SMOKE})["action"] == "update"
+    assert rolled_back(fakes, build, state)["answered"] == "running"
+    assert wait_state(fakes, build, "rollback")["action"] == "update"
     assert fakes.hosting.called("update_endpoint") == [(EP, "wine-v0-aaaaaa", None)]
 
 
 def test_roll_back_with_no_endpoint_left_does_nothing(fakes):
     build = fakes.initialized_build()
+    fakes.ledger.begin_step(build.id, "Deploy")
     state = {"endpoint": EP, "endpoint_config": "wine-v1-x", "previous_config": "wine-v0-aaaaaa"}
-    out = roll_back(fakes.ports, {"build_id": build.id, "deploy": state, "error": SMOKE})
-    assert out == {"endpoint": EP, "status": "Pending", "action": "none", "target_config": None, "wait": 0}
+    assert rolled_back(fakes, build, state) == {"waiting_on": EP, "answered": "succeeded"}
+    assert fakes.callbacks.successes["token-rollback"] == {"endpoint": EP, "status": "InService", "action": "none",
+                                                           "target_config": None}
     assert fakes.hosting.methods() == ["describe_endpoint"]
+    assert steps_of(fakes, build)["RollBack"] == ("SUCCEEDED", "nothing was deployed")
 
 
 def test_roll_back_without_an_error_marks_the_deployment_with_unknown(fakes):
     build, state = _failed_verify(fakes, previous="wine-v0-aaaaaa")
-    roll_back(fakes.ports, {"build_id": build.id, "deploy": state})
+    rolled_back(fakes, build, state, error=None)
     [new] = [d for d in fakes.ledger.deployments(endpoint=EP) if d["version"] == "v1"]
     assert new["rolled_back_reason"] == "Unknown"
 
@@ -718,14 +755,15 @@ def test_roll_back_without_an_error_marks_the_deployment_with_unknown(fakes):
 # -- rollback_status ----------------------------------------------------------------------
 def _rolling_back(fakes: Fakes) -> tuple[Build, dict[str, Any]]:
     build, state = _failed_verify(fakes, previous="wine-v0-aaaaaa")
-    return build, roll_back(fakes.ports, {"build_id": build.id, "deploy": state, "error": SMOKE})
+    rolled_back(fakes, build, state)
+    return build, wait_state(fakes, build, "rollback")
 
 
 def test_a_finished_rollback_is_recorded_as_an_automatic_one_of_the_earlier_version(fakes):
     build, state = _rolling_back(fakes)
     fakes.hosting.settle(EP)
-    out = rollback_status(fakes.ports, {"build_id": build.id, "rollback": state})
-    assert out == {**state, "status": "InService", "version": "v0", "wait": 0}
+    assert answer_wait(fakes.ports, "endpoint", EP) == "succeeded"  # the endpoint's InService event
+    assert fakes.callbacks.successes["token-rollback"] == {**state, "status": "InService", "version": "v0"}
     live = fakes.ledger.live_deployment(EP)
     assert live is not None
     assert (live["version"], live["endpoint_config"], live["kind"], live["build_id"]) == (
@@ -739,7 +777,7 @@ def test_a_finished_rollback_is_recorded_as_an_automatic_one_of_the_earlier_vers
 def test_a_rollback_to_a_config_the_registry_does_not_know_names_the_config(fakes):
     build = fakes.initialized_build()
     fakes.hosting.put_endpoint(EP, "hand-made-config")
-    state = {"endpoint": EP, "target_config": "hand-made-config", "action": "update", "status": "Pending", "wait": 2}
+    state = {"endpoint": EP, "target_config": "hand-made-config", "action": "update", "status": "Pending"}
     out = rollback_status(fakes.ports, {"build_id": build.id, "rollback": state})
     assert out["version"] == "hand-made-config"
 
@@ -748,7 +786,7 @@ def test_a_rollback_that_changed_nothing_records_no_deployment(fakes):
     build = fakes.initialized_build()
     serving(fakes, "v0", "wine-v0-aaaaaa")
     fakes.ledger.begin_step(build.id, "RollBack", recovery=True)
-    state = {"endpoint": EP, "target_config": "wine-v0-aaaaaa", "action": "none", "status": "Pending", "wait": 2}
+    state = {"endpoint": EP, "target_config": "wine-v0-aaaaaa", "action": "none", "status": "Pending"}
     out = rollback_status(fakes.ports, {"build_id": build.id, "rollback": state})
     assert out["status"] == "InService" and out["version"] == "v0"
     assert [d["kind"] for d in fakes.ledger.deployments(endpoint=EP)] == ["build"]
@@ -762,20 +800,23 @@ def test_a_rollback_that_changed_nothing_records_no_deployment(fakes):
 def test_a_rollback_with_nothing_to_wait_for_ends_at_once(fakes, action, target, detail):
     build = fakes.initialized_build()
     fakes.ledger.begin_step(build.id, "RollBack", recovery=True)
-    state = {"endpoint": EP, "target_config": target, "action": action, "status": "Pending", "wait": 0}
+    state = {"endpoint": EP, "target_config": target, "action": action, "status": "Pending"}
     out = rollback_status(fakes.ports, {"build_id": build.id, "rollback": state})
-    assert out == {**state, "status": "InService", "wait": 0}
+    assert out == {**state, "status": "InService"}
     assert steps_of(fakes, build)["RollBack"] == ("SUCCEEDED", detail)
     assert fakes.hosting.calls == []
 
 
-def test_a_rollback_still_updating_is_polled_with_back_off(fakes):
+def test_a_rollback_still_updating_keeps_waiting(fakes):
     build, state = _rolling_back(fakes)
     out = rollback_status(fakes.ports, {"build_id": build.id, "rollback": state})
-    assert (out["status"], out["wait"]) == ("Updating", 4)
+    assert out == {**state, "status": "Updating"}
     fakes.hosting.endpoints[EP]["EndpointStatus"] = "InService"  # InService, but the swap is still pending
-    out = rollback_status(fakes.ports, {"build_id": build.id, "rollback": out})
-    assert (out["status"], out["wait"]) == ("InService", 8) and "version" not in out
+    out = rollback_status(fakes.ports, {"build_id": build.id, "rollback": state})
+    assert out == {**state, "status": "Updating"}  # mid-swap: not the InService the waiting state ends on
+    assert answer_wait(fakes.ports, "endpoint", EP) == "running"
+    live = fakes.ledger.live_deployment(EP)
+    assert live is not None and live["version"] == "v1" and "token-rollback" not in fakes.callbacks.successes
     live = fakes.ledger.live_deployment(EP)
     assert live is not None and live["version"] == "v1"
 

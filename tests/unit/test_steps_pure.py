@@ -7,11 +7,7 @@ from lambda_pipeline.errors import ConfigError, GateFailed
 from lambda_pipeline.model import Build
 from lambda_pipeline.steps.gate import check_gate
 from lambda_pipeline.steps.handlers import apply_overrides, parse_error, training_job_spec
-from lambda_pipeline.steps.polling import next_wait
 from sagebuild.present import ago, seconds
-
-POLL = {"initial_seconds": 1, "max_seconds": 30, "backoff_rate": 2.0}
-
 
 def test_gate_passes_at_the_minimum_and_fails_below_with_both_numbers():
     assert check_gate({"acc": 0.9}, {"metric": "acc", "minimum": 0.9})["passed"]
@@ -27,15 +23,6 @@ def test_gate_fails_when_the_metric_was_not_reported():
 
 def test_no_gate_passes_anything():
     assert check_gate({}, {"metric": None, "minimum": None})["summary"] == "no gate configured"
-
-
-def test_backoff_grows_geometrically_and_caps():
-    waits, w = [], None
-    for _ in range(8):
-        w = next_wait(w, POLL)
-        waits.append(w)
-    assert waits == [1, 2, 4, 8, 16, 30, 30, 30]
-    assert next_wait(0, {**POLL, "initial_seconds": 0}) == 2
 
 
 def test_parse_error_reads_lambda_causes_and_plain_causes():
@@ -90,18 +77,6 @@ def test_a_busy_ledger_becomes_a_transient_error_the_state_machine_retries(tmp_p
     assert [r[0] for r in db.query("SELECT x FROM t")] == [2]
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         db.query("SELECT * FROM missing")
-
-
-def test_keep_polling_backs_off_across_many_polls():
-    from lambda_pipeline.steps.handlers import _keep_polling
-    cfg = {"polling": POLL}
-    state = {"job_name": "j", "wait": 1}
-    waits = []
-    for _ in range(50):
-        state = _keep_polling(dict(state), "InProgress", cfg)
-        waits.append(state["wait"])
-    assert waits[:5] == [2, 4, 8, 16, 30] and set(waits[5:]) == {30}
-    assert state["job_name"] == "j" and state["status"] == "InProgress"
 
 
 def test_a_failed_rollback_is_summarised_with_what_it_tried_and_why():

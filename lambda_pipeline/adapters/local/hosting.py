@@ -24,6 +24,7 @@ from .httpserver import LocalHTTPServer
 from ...errors import NotFound, SageBuildError
 from .artifacts import LocalArtifactStore
 from .db import Database
+from .job_events import JobEvents
 from .processes import spawn_supervised, terminate_gracefully
 from .tarballs import unpack
 
@@ -93,12 +94,13 @@ class LocalHostingPlatform:
         artifacts: resolves ``file://`` model and code URIs.
         python: interpreter for model servers.
         ready_timeout: seconds a new server has to answer ``/ping``.
-        long_poll_seconds: ``describe_endpoint`` waits this long while Creating/Updating.
+        long_poll_seconds: ``describe_endpoint`` waits this long while Creating/Updating (0: builds
+            wait for ``events`` instead).
         drain_seconds: longest wait for in-flight requests on the old server after a swap.
     """
 
     def __init__(self, root: str, db_path: str, artifacts: LocalArtifactStore, python: str = sys.executable,
-                 ready_timeout: float = 120.0, long_poll_seconds: float = 1.0, drain_seconds: float = 30.0,
+                 ready_timeout: float = 120.0, long_poll_seconds: float = 0.0, drain_seconds: float = 30.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -111,6 +113,7 @@ class LocalHostingPlatform:
         self._clock = clock
         self._endpoints: dict[str, _Endpoint] = {}
         self._changed = threading.Condition()
+        self.events = JobEvents()  # InService / Failed / deleted: the engine answers the state waiting on it
         self._closing = False
 
     # -- models and configs ---------------------------------------------------------------
@@ -222,6 +225,7 @@ class LocalHostingPlatform:
                 terminate_gracefully(endpoint.backend.proc, 5)
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM hosting_endpoints WHERE name = ?", (name,))
+        self.events.emit("endpoint", name)
 
     # -- lifecycle ------------------------------------------------------------------------
     def restore(self) -> list[str]:
@@ -376,6 +380,8 @@ class LocalHostingPlatform:
                 (name, config_name, status, port, reason, self._clock()))
         with self._changed:
             self._changed.notify_all()
+        if status in ("InService", "Failed"):
+            self.events.emit("endpoint", name)
 
     def _endpoint(self, name: str) -> _Endpoint:
         if name not in self._endpoints:

@@ -25,6 +25,7 @@ from ...errors import NotFound, SageBuildError
 from ...model import LogChunk
 from .artifacts import LocalArtifactStore
 from .db import Database
+from .job_events import JobEvents
 from .processes import find_marked_processes, kill_tree, spawn_supervised, terminate_gracefully
 from .tarballs import pack_dir, unpack
 
@@ -115,12 +116,12 @@ class LocalTrainingPlatform:
         artifacts: where ``model.tar.gz`` and ``output.tar.gz`` go.
         python: interpreter that runs training scripts.
         long_poll_seconds: ``describe_training_job`` waits up to this long for an active job to
-            change state, so polls notice completion at once without a busy Wait loop.
+            change state (0: builds wait for ``events`` instead, answered when the job ends).
         grace_seconds: time between SIGTERM and SIGKILL on stop or max runtime.
     """
 
     def __init__(self, root: str, db_path: str, artifacts: LocalArtifactStore,
-                 python: str = sys.executable, long_poll_seconds: float = 1.0,
+                 python: str = sys.executable, long_poll_seconds: float = 0.0,
                  grace_seconds: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -132,6 +133,7 @@ class LocalTrainingPlatform:
         self._clock = clock
         self._running: dict[str, _Running] = {}
         self._changed = threading.Condition()
+        self.events = JobEvents()  # a job that ended: the engine answers the state waiting on it
 
     # -- port -----------------------------------------------------------------------------
     def create_training_job(self, spec: dict[str, Any]) -> str:
@@ -343,6 +345,7 @@ class LocalTrainingPlatform:
                          (status, secondary, reason, self._clock(), artifact, json.dumps(metrics), name))
         with self._changed:
             self._changed.notify_all()
+        self.events.emit("training", name)
 
     def _metrics(self, row: Any) -> list[dict[str, Any]]:
         spec = json.loads(row["spec"])
