@@ -80,6 +80,7 @@ class Engine:
         self._sfn = boto3.client("stepfunctions", region_name=LOCAL_REGION, aws_access_key_id="local",
                                  aws_secret_access_key="local")
         self._lock = threading.RLock()
+        self._stopped: set[str] = set()
 
     def bind(self, handlers: dict[str, Handler]) -> None:
         """Replace the task handlers (a simulation binds them once its ports exist)."""
@@ -111,6 +112,7 @@ class Engine:
             try:
                 with self._lock:
                     self._sfn.stop_execution(executionArn=execution_arn, error="Stopped", cause=cause[:256])
+                    self._stopped.add(execution_arn)
                 return
             except Exception:
                 if time.monotonic() > deadline:
@@ -165,11 +167,19 @@ class Engine:
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
         with self._lock:
-            return self._sfn.describe_execution(executionArn=execution_arn)
+            return self._as_stopped(self._sfn.describe_execution(executionArn=execution_arn))
 
     def executions(self, state_machine_arn: str) -> list[dict[str, Any]]:
         with self._lock:
-            return self._sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
+            return [self._as_stopped(e) for e in
+                    self._sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]]
+
+    def _as_stopped(self, execution: dict[str, Any]) -> dict[str, Any]:
+        """moto 5.2.5 keeps a stopped execution RUNNING while a state waits on its task token, and
+        reports it FAILED when that wait ends; Step Functions says ABORTED at once. Say ABORTED."""
+        if execution["executionArn"] in self._stopped and execution["status"] in ("RUNNING", "FAILED"):
+            return {**execution, "status": "ABORTED"}
+        return execution
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         with self._lock:
