@@ -27,6 +27,7 @@ from .errors import (AlreadyRunning, ConfigError, ExecutionAlreadyExists, Invoca
                      NothingToStop, SageBuildError, TransientError)
 from .model import Build, BuildStatus, EndpointInfo, LogChunk
 from .ports import Executor, Ports
+from .steps import waits
 from .steps.handlers import apply_overrides, notification_payload
 
 __all__ = ["BuildService", "combined_reason", "execution_name", "EXECUTION_TO_BUILD", "ACTIVE_SLOT", "QUEUE_SLOT"]
@@ -375,7 +376,8 @@ class BuildService:
 
     def _stop_work(self, build: Build) -> None:
         """Stop what a running build started: its image build, training job and endpoint update."""
-        image_build = getattr(build, "image_build", None)
+        image = waits.current(self._ports, build.id, "image")  # the image build it waits on, if any
+        image_build = image["state"]["build"] if image and image["status"] != "answered" else None
         if image_build and self._ports.images is not None:
             try:
                 self._ports.images.stop_build(image_build)

@@ -7,6 +7,13 @@ dispatcher that maps the function name in the Task's ARN (``sagebuild-<task>``) 
 ``HANDLERS[task]`` and runs it in the interpreter's thread. An exception becomes a Lambda
 function error whose ``errorType`` is the exception's class name, so Retry/Catch match on it
 exactly as on AWS. ``tests/functional/test_engine_seam.py`` guards this.
+
+Waiting states (``lambda:invoke.waitForTaskToken``) go through the same seam with the token in
+the payload; the engine answers tokens with moto's SendTaskSuccess/Failure/Heartbeat (it is the
+local TaskCallbacks adapter). Two moto 5.2.5 gaps are covered here and nowhere else: an answer
+that comes while the waiting state's handler runs (heartbeat after the handler returns), and a
+stopped execution reported RUNNING/FAILED while or after it waited (``describe`` says ABORTED).
+SendTaskFailure's cause is dropped by moto; the wait record keeps it (``steps.waits``).
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from lambda_pipeline.definition import FUNCTION_PREFIX, LOCAL_ACCOUNT, LOCAL_REGION
 from lambda_pipeline.errors import SageBuildError
 
-__all__ = ["Engine", "LambdaContext", "NudgingCallbacks"]
+__all__ = ["Engine", "LambdaContext"]
 
 logger = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -138,24 +145,19 @@ class Engine:
         except ClientError:
             return False
 
-    def nudging(self, callbacks: Any) -> "NudgingCallbacks":
-        """Another TaskCallbacks adapter (Step Functions' in the AWS simulation) with the nudge below."""
-        return NudgingCallbacks(self, callbacks)
-
     def _answer(self, token: str, send: Callable[[], Any]) -> bool:
         try:
             with self._lock:
                 send()
         except ClientError:
             return False
-        self.nudge(token)
         return True
 
-    def nudge(self, token: str) -> None:
-        """moto 5.2.5 sets up a state's heartbeat wait only after its Lambda returned, and that wait
-        does not look at an outcome that came earlier (work that ended during the handler, or an
-        event in the instant after it): heartbeat the token until the wait exists and sees it.
-        Step Functions has no such gap; this is the engine's part of the seam."""
+    def _after_waiting_handler(self, token: str) -> None:
+        """moto 5.2.5 sets up a waiting state's heartbeat wait only after its Lambda returned, and that
+        wait does not look at an outcome that came earlier (work that ended while the handler ran, an
+        event in the instant after it): heartbeat the token until the wait exists, so it sees the
+        outcome (or, with none yet, just waits on). Step Functions has no such gap."""
         threading.Thread(target=self._nudge, args=(token,), name="sagebuild-token-nudge", daemon=True).start()
 
     def _nudge(self, token: str, seconds: float = 5.0) -> None:
@@ -202,7 +204,11 @@ class Engine:
                                "errorMessage": f"no local handler for Lambda function {short!r}"}).encode()
         try:
             event = json.loads(body) if body else {}
-            result = handler(event, LambdaContext(short))
+            try:
+                result = handler(event, LambdaContext(short))
+            finally:
+                if isinstance(event, dict) and event.get("task_token"):
+                    self._after_waiting_handler(str(event["task_token"]))
             return json.dumps(result).encode()
         except Exception as exc:  # becomes a Lambda function error, as on AWS
             if not isinstance(exc, SageBuildError):
@@ -211,24 +217,3 @@ class Engine:
             return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
                                "stackTrace": traceback.format_exception(exc)[-5:]}).encode()
 
-
-class NudgingCallbacks:
-    """A TaskCallbacks adapter whose answers the engine nudges (see :meth:`Engine.nudge`)."""
-
-    def __init__(self, engine: Engine, callbacks: Any) -> None:
-        self._engine, self._callbacks = engine, callbacks
-
-    def send_task_success(self, token: str, output: dict[str, Any]) -> bool:
-        sent = bool(self._callbacks.send_task_success(token, output))
-        if sent:
-            self._engine.nudge(token)
-        return sent
-
-    def send_task_failure(self, token: str, error: str, cause: str) -> bool:
-        sent = bool(self._callbacks.send_task_failure(token, error, cause))
-        if sent:
-            self._engine.nudge(token)
-        return sent
-
-    def send_task_heartbeat(self, token: str) -> bool:
-        return bool(self._callbacks.send_task_heartbeat(token))

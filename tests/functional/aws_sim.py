@@ -67,8 +67,6 @@ def simulated_account(monkeypatch):
                "SAGEBUILD_SAGEMAKER_ROLE": ROLE, "SAGEBUILD_CONFIG_PARAMETER": "/sagebuild/sim/config",
                "SAGEBUILD_LEDGER_TABLE": "sim-ledger", "SAGEBUILD_STATUS_TOPIC": topic}
         ports = ports_from_environment(env)
-        # SendTaskSuccess through the Step Functions adapter, nudged over moto's heartbeat-wait gap
-        ports.callbacks = engine.nudging(ports.callbacks)
         engine.bind(bind_handlers(ports))  # as each Lambda container binds its own at cold start
         arn = engine.ensure_state_machine("sim-build", render_definition())
         for key, value in {**env, "SAGEBUILD_STATE_MACHINE": arn}.items():  # as the stack sets them
