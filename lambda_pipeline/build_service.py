@@ -27,6 +27,7 @@ from .errors import (AlreadyRunning, ConfigError, ExecutionAlreadyExists, Invoca
                      NothingToStop, SageBuildError, TransientError)
 from .model import Build, BuildStatus, EndpointInfo, LogChunk
 from .ports import Executor, Ports
+from .steps import waits
 from .steps.handlers import apply_overrides, notification_payload
 
 __all__ = ["BuildService", "combined_reason", "execution_name", "EXECUTION_TO_BUILD", "ACTIVE_SLOT", "QUEUE_SLOT"]
@@ -207,7 +208,8 @@ class BuildService:
         if build.status == BuildStatus.RUNNING:
             if build.execution_arn:
                 self._executor.stop(build.execution_arn, "stopped by a user")
-            self._stop_work(build)
+            # as the ledger has it now: work a step recorded while the stop began is stopped too
+            self._stop_work(done)
         self._notify("build.stopped", done)
         self.launch_next()
         return done
@@ -225,7 +227,7 @@ class BuildService:
                     self._executor.stop(build.execution_arn, reason)
                 except SageBuildError:
                     logger.info("execution already gone", extra={"build": build.number})
-            self._stop_work(build)
+            self._stop_work(done)
             interrupted.append(done)
             if notify:
                 self._notify("build.interrupted", done)
@@ -375,7 +377,8 @@ class BuildService:
 
     def _stop_work(self, build: Build) -> None:
         """Stop what a running build started: its image build, training job and endpoint update."""
-        if build.image_build and build.current_step == "BuildImage" and self._ports.images is not None:
+        image = waits.current(self._ports, build.id, "image")  # answered: the image build has ended
+        if build.image_build and not (image and image["status"] == "answered") and self._ports.images is not None:
             try:
                 self._ports.images.stop_build(build.image_build)
             except SageBuildError:

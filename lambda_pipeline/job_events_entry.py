@@ -15,7 +15,7 @@ from typing import Any
 from .job_events import SWEEP_SOURCE, job_of
 from .ports import Ports
 
-__all__ = ["job_changed"]
+__all__ = ["job_changed", "forget_cached_ports"]
 
 logger = logging.getLogger(__name__)
 _ports: list[Ports] = []
@@ -26,6 +26,11 @@ def _container_ports() -> Ports:
         from .lambda_entry import ports_from_environment
         _ports.append(ports_from_environment())
     return _ports[0]
+
+
+def forget_cached_ports() -> None:
+    """Drop this container's adapters (tests: each simulated account is a new one)."""
+    _ports.clear()
 
 
 def job_changed(event: dict[str, Any], context: Any = None, ports: Ports | None = None) -> dict[str, Any]:

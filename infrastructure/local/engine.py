@@ -7,6 +7,13 @@ dispatcher that maps the function name in the Task's ARN (``sagebuild-<task>``) 
 ``HANDLERS[task]`` and runs it in the interpreter's thread. An exception becomes a Lambda
 function error whose ``errorType`` is the exception's class name, so Retry/Catch match on it
 exactly as on AWS. ``tests/functional/test_engine_seam.py`` guards this.
+
+Waiting states (``lambda:invoke.waitForTaskToken``) go through the same seam with the token in
+the payload; the engine answers tokens with moto's SendTaskSuccess/Failure/Heartbeat (it is the
+local TaskCallbacks adapter). Two moto 5.2.5 gaps are covered here and nowhere else: an answer
+that comes while the waiting state's handler runs (heartbeat after the handler returns), and a
+stopped execution reported RUNNING/FAILED while or after it waited (``describe`` says ABORTED).
+SendTaskFailure's cause is dropped by moto; the wait record keeps it (``steps.waits``).
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from lambda_pipeline.definition import FUNCTION_PREFIX, LOCAL_ACCOUNT, LOCAL_REGION
 from lambda_pipeline.errors import SageBuildError
 
-__all__ = ["Engine", "LambdaContext", "NudgingCallbacks"]
+__all__ = ["Engine", "LambdaContext"]
 
 logger = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -80,6 +87,7 @@ class Engine:
         self._sfn = boto3.client("stepfunctions", region_name=LOCAL_REGION, aws_access_key_id="local",
                                  aws_secret_access_key="local")
         self._lock = threading.RLock()
+        self._stopped: set[str] = set()
 
     def bind(self, handlers: dict[str, Handler]) -> None:
         """Replace the task handlers (a simulation binds them once its ports exist)."""
@@ -111,6 +119,7 @@ class Engine:
             try:
                 with self._lock:
                     self._sfn.stop_execution(executionArn=execution_arn, error="Stopped", cause=cause[:256])
+                    self._stopped.add(execution_arn)
                 return
             except Exception:
                 if time.monotonic() > deadline:
@@ -136,24 +145,19 @@ class Engine:
         except ClientError:
             return False
 
-    def nudging(self, callbacks: Any) -> "NudgingCallbacks":
-        """Another TaskCallbacks adapter (Step Functions' in the AWS simulation) with the nudge below."""
-        return NudgingCallbacks(self, callbacks)
-
     def _answer(self, token: str, send: Callable[[], Any]) -> bool:
         try:
             with self._lock:
                 send()
         except ClientError:
             return False
-        self.nudge(token)
         return True
 
-    def nudge(self, token: str) -> None:
-        """moto 5.2.5 sets up a state's heartbeat wait only after its Lambda returned, and that wait
-        does not look at an outcome that came earlier (work that ended during the handler, or an
-        event in the instant after it): heartbeat the token until the wait exists and sees it.
-        Step Functions has no such gap; this is the engine's part of the seam."""
+    def _after_waiting_handler(self, token: str) -> None:
+        """moto 5.2.5 sets up a waiting state's heartbeat wait only after its Lambda returned, and that
+        wait does not look at an outcome that came earlier (work that ended while the handler ran, an
+        event in the instant after it): heartbeat the token until the wait exists, so it sees the
+        outcome (or, with none yet, just waits on). Step Functions has no such gap."""
         threading.Thread(target=self._nudge, args=(token,), name="sagebuild-token-nudge", daemon=True).start()
 
     def _nudge(self, token: str, seconds: float = 5.0) -> None:
@@ -165,11 +169,19 @@ class Engine:
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
         with self._lock:
-            return self._sfn.describe_execution(executionArn=execution_arn)
+            return self._as_stopped(self._sfn.describe_execution(executionArn=execution_arn))
 
     def executions(self, state_machine_arn: str) -> list[dict[str, Any]]:
         with self._lock:
-            return self._sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
+            return [self._as_stopped(e) for e in
+                    self._sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]]
+
+    def _as_stopped(self, execution: dict[str, Any]) -> dict[str, Any]:
+        """moto 5.2.5 keeps a stopped execution RUNNING while a state waits on its task token, and
+        reports it FAILED when that wait ends; Step Functions says ABORTED at once. Say ABORTED."""
+        if execution["executionArn"] in self._stopped and execution["status"] in ("RUNNING", "FAILED"):
+            return {**execution, "status": "ABORTED"}
+        return execution
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -192,7 +204,11 @@ class Engine:
                                "errorMessage": f"no local handler for Lambda function {short!r}"}).encode()
         try:
             event = json.loads(body) if body else {}
-            result = handler(event, LambdaContext(short))
+            try:
+                result = handler(event, LambdaContext(short))
+            finally:
+                if isinstance(event, dict) and event.get("task_token"):
+                    self._after_waiting_handler(str(event["task_token"]))
             return json.dumps(result).encode()
         except Exception as exc:  # becomes a Lambda function error, as on AWS
             if not isinstance(exc, SageBuildError):
@@ -201,24 +217,3 @@ class Engine:
             return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
                                "stackTrace": traceback.format_exception(exc)[-5:]}).encode()
 
-
-class NudgingCallbacks:
-    """A TaskCallbacks adapter whose answers the engine nudges (see :meth:`Engine.nudge`)."""
-
-    def __init__(self, engine: Engine, callbacks: Any) -> None:
-        self._engine, self._callbacks = engine, callbacks
-
-    def send_task_success(self, token: str, output: dict[str, Any]) -> bool:
-        sent = bool(self._callbacks.send_task_success(token, output))
-        if sent:
-            self._engine.nudge(token)
-        return sent
-
-    def send_task_failure(self, token: str, error: str, cause: str) -> bool:
-        sent = bool(self._callbacks.send_task_failure(token, error, cause))
-        if sent:
-            self._engine.nudge(token)
-        return sent
-
-    def send_task_heartbeat(self, token: str) -> bool:
-        return bool(self._callbacks.send_task_heartbeat(token))

@@ -63,8 +63,8 @@ def begin(p: Ports, build_id: str, step: str, name: str, state: dict[str, Any], 
     earlier = current(p, build_id, step)
     if earlier is not None and earlier.get("outcome"):  # checked already, but its token had timed out
         record["outcome"] = earlier["outcome"]
-    p.ledger.set_state(_record_key(build_id, step), json.dumps(record))
     p.ledger.set_state(_pointer_key(wait.kind, name), _record_key(build_id, step))
+    p.ledger.set_state(_record_key(build_id, step), json.dumps(record))
 
 
 def _callbacks(p: Ports) -> Any:

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from infrastructure.local.engine import Engine
-from lambda_pipeline import lambda_entry
+from lambda_pipeline import job_events_entry, lambda_entry
 from lambda_pipeline.definition import render_definition
 from lambda_pipeline.lambda_entry import ports_from_environment
 from lambda_pipeline.steps import bind_handlers
@@ -67,8 +67,6 @@ def simulated_account(monkeypatch):
                "SAGEBUILD_SAGEMAKER_ROLE": ROLE, "SAGEBUILD_CONFIG_PARAMETER": "/sagebuild/sim/config",
                "SAGEBUILD_LEDGER_TABLE": "sim-ledger", "SAGEBUILD_STATUS_TOPIC": topic}
         ports = ports_from_environment(env)
-        # SendTaskSuccess through the Step Functions adapter, nudged over moto's heartbeat-wait gap
-        ports.callbacks = engine.nudging(ports.callbacks)
         engine.bind(bind_handlers(ports))  # as each Lambda container binds its own at cold start
         arn = engine.ensure_state_machine("sim-build", render_definition())
         for key, value in {**env, "SAGEBUILD_STATE_MACHINE": arn}.items():  # as the stack sets them
@@ -76,6 +74,7 @@ def simulated_account(monkeypatch):
         yield engine, arn, ports, sqs, queue, ssm
     finally:
         lambda_entry.forget_cached_clients()
+        job_events_entry.forget_cached_ports()
         engine.close()
 
 
@@ -104,3 +103,76 @@ def wait_for(predicate, timeout=60.0):
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
     return value
+
+
+class Held:
+    """A platform port whose jobs look still running to the step handlers until ``release()``
+    (moto's SageMaker ends every job at once): the build waits on its job's event."""
+
+    def __init__(self, inner, status_key, running):
+        self._inner, self._key, self._running = inner, status_key, running
+        self.held = True
+        self.stopped = []
+        self.ends_with = {}  # what describe says once released, over the inner port's answer
+
+    def release(self):
+        self.held = False
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def _hold(self, described):
+        if self.held and described is not None:
+            return {**described, self._key: self._running}
+        return {**described, **self.ends_with} if described is not None else None
+
+    def describe_training_job(self, name):
+        return self._hold(self._inner.describe_training_job(name))
+
+    def describe_endpoint(self, name):
+        return self._hold(self._inner.describe_endpoint(name))
+
+    def stop_training_job(self, name):  # moto has no StopTrainingJob
+        self.stopped.append(name)
+
+
+def held_training(ports):
+    ports.training = Held(ports.training, "TrainingJobStatus", "InProgress")
+    return ports.training
+
+
+def held_hosting(ports):
+    ports.hosting = Held(ports.hosting, "EndpointStatus", "Creating")
+    return ports.hosting
+
+
+def training_event(job, status="Completed"):
+    """An EventBridge "SageMaker Training Job State Change" event, as the stack's rule delivers it."""
+    return {"version": "0", "source": "aws.sagemaker", "detail-type": "SageMaker Training Job State Change",
+            "account": "123456789012", "region": REGION, "resources": [],
+            "detail": {"TrainingJobName": job, "TrainingJobStatus": status, "SecondaryStatus": status}}
+
+
+def endpoint_event(endpoint, status="IN_SERVICE"):
+    """An EventBridge "SageMaker Endpoint State Change" event (statuses spelled as events spell them)."""
+    return {"version": "0", "source": "aws.sagemaker", "detail-type": "SageMaker Endpoint State Change",
+            "account": "123456789012", "region": REGION, "resources": [],
+            "detail": {"EndpointName": endpoint, "EndpointStatus": status}}
+
+
+def start_build(engine, arn, ports, reason):
+    build = ports.ledger.create_build("sim", "api", reason)
+    ports.ledger.update_build(build.id, status="RUNNING", started_at=time.time())
+    execution = engine.start(arn, f"build-{build.number}", {"build_id": build.id})
+    ports.ledger.update_build(build.id, execution_arn=execution)
+    return build, execution
+
+
+def wait_ended(engine, execution, timeout=60.0):
+    wait_for(lambda: engine.describe(execution)["status"] != "RUNNING", timeout)
+    return engine.describe(execution)["status"]
+
+
+def entered(engine, execution):
+    return [e["stateEnteredEventDetails"]["name"] for e in engine.history(execution)
+            if e["type"].endswith("StateEntered")]

@@ -193,7 +193,6 @@ def image_build_account(aws, monkeypatch):
     monkeypatch.setenv("SAGEBUILD_IMAGE_BUILD_PROJECT", "sim-images")
     monkeypatch.setenv("SAGEBUILD_IMAGE_REPOSITORY", repo)
     image_ports = lambda_entry.ports_from_environment()
-    image_ports.callbacks = engine.nudging(image_ports.callbacks)  # as the account's own ports (aws_sim)
     from lambda_pipeline.steps import bind_handlers
     engine.bind(bind_handlers(image_ports))
     arn = engine.ensure_state_machine("sim-image-build", render_definition(image_build=True))

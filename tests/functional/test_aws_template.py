@@ -150,10 +150,11 @@ def test_the_template_deploys_into_moto_as_dev_and_prod():
         assert len(machines) == 2  # one per stack, side by side
         functions = boto3.client("lambda", region_name="us-east-1").list_functions()["Functions"]
         steps = [n for n in tpl["Resources"] if n.startswith("Step") and n.endswith("Function")]
-        assert len(steps) == 12 and len(functions) == 2 * (len(steps) + 4)  # + launch, webhook, state change, skill
+        # + launch, webhook, state change, job events, skill
+        assert len(steps) == 9 and len(functions) == 2 * (len(steps) + 5)
         rules = boto3.client("events", region_name="us-east-1").list_rules()["Rules"]
         patterns = [json.loads(r["EventPattern"]) for r in rules if r.get("EventPattern")]
-        assert sorted(p["source"][0] for p in patterns) == ["aws.sagemaker"] * 2 + ["aws.states"] * 2
+        assert sorted(p["source"][0] for p in patterns) == ["aws.sagemaker"] * 4 + ["aws.states"] * 2  # 2 stacks x (endpoint, training), executions
 
 
 def test_cli_renders_every_variant(tmp_path):
@@ -216,3 +217,39 @@ def test_with_an_alexa_client_id_the_notify_function_deploys_into_moto():
         assert env["SAGEBUILD_ALEXA_CLIENT_ID"] == "amzn1.application-oa2-client.x"
         assert env["ALLOWED_USER_IDS"] == "amzn1.ask.account.me"
         assert env["SAGEBUILD_CONFIG_PARAMETER"] == "/sagebuild/sb-alexa/config"
+
+
+def test_job_state_changes_reach_the_job_events_function_which_may_answer_only_this_state_machine(variant):
+    name, tpl = variant
+    resources = tpl["Resources"]
+    target = {"Arn": {"Fn::GetAtt": ["JobEventsFunction", "Arn"]}, "Id": "job-events"}
+    training = resources["TrainingJobChangedRule"]["Properties"]
+    assert training["EventPattern"] == {
+        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"],
+        "detail": {"TrainingJobName": [{"prefix": {"Fn::Sub": "${AWS::StackName}-"}}],
+                   "TrainingJobStatus": ["Completed", "Failed", "Stopped"]}}
+    assert target in training["Targets"]
+    endpoint = resources["EndpointChangedRule"]["Properties"]
+    assert endpoint["EventPattern"]["detail"] == {"EndpointName": [{"Fn::Sub": "${AWS::StackName}-endpoint"}]}
+    assert target in endpoint["Targets"]
+    sweep = resources["WaitSweepRule"]["Properties"]
+    assert sweep["ScheduleExpression"] == "rate(5 minutes)"
+    assert json.loads(sweep["Targets"][0]["Input"]) == {"source": "sagebuild.sweep"}
+    if VARIANTS[name]["image_build"]:
+        image = resources["ImageBuiltRule"]["Properties"]["EventPattern"]
+        assert image["detail-type"] == ["CodeBuild Build State Change"]
+        assert image["detail"]["project-name"] == [{"Ref": "ImageBuildProject"}]
+    else:
+        assert "ImageBuiltRule" not in resources
+    rules = [n for n, r in resources.items() if r["Type"] == "AWS::Events::Rule"
+             and any(t["Id"] == "job-events" for t in r["Properties"]["Targets"])]
+    permitted = {r["Properties"]["SourceArn"]["Fn::GetAtt"][0] for r in resources.values()
+                 if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["FunctionName"] == {"Ref": "JobEventsFunction"}}
+    assert permitted == set(rules)  # each rule may invoke it, nothing else
+    statements = [s for n, s in policy_statements(tpl) if n == "JobEventsRole"]
+    send = [s for s in statements if any(a.startswith("states:") for a in (
+        s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+    assert send == [{"Effect": "Allow", "Action": ["states:SendTaskSuccess", "states:SendTaskFailure",
+                                                    "states:SendTaskHeartbeat"],
+                     "Resource": {"Ref": "BuildStateMachine"}}]
+    assert resources["JobEventsFunction"]["Properties"]["Handler"] == "lambda_pipeline.job_events_entry.job_changed"

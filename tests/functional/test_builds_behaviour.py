@@ -120,8 +120,8 @@ def aws_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
                 current[section] = {**current.get(section, {}), **values}
             ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True, Value=json.dumps(current))
 
-        def make_slow() -> None:
-            set_config(polling={"initial_seconds": 600, "max_seconds": 600, "backoff_rate": 1.0})
+        def make_slow() -> None:  # the training job runs until its (never sent) event
+            aws_sim.held_training(ports)
 
         seen: list[tuple[str, dict[str, Any]]] = []
 

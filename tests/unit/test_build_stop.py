@@ -107,7 +107,11 @@ def test_a_stop_during_deploy_cancels_the_update_and_the_live_model_stays(fakes,
     fakes.ledger.record_deployment("wine-ep", "v0", "wine-v0-aaaaaa", None)
     fakes.hosting.put_endpoint("wine-ep", "wine-v0-aaaaaa")
     build = started(fakes, service)
-    fakes.ledger.update_build(build.id, image_build="sagebuild-images:0001", training_job="wine-v1-job")
+    start_image_build(fakes.ports, {"build_id": build.id, "task_token": "token-image"})
+    assert fakes.images is not None
+    fakes.images.set_status(image_build_of(fakes, build), "Succeeded")
+    assert answer_wait(fakes.ports, "image", image_build_of(fakes, build)) == "succeeded"
+    fakes.ledger.update_build(build.id, training_job="wine-v1-job")
     fakes.training.jobs["wine-v1-job"] = {"TrainingJobName": "wine-v1-job", "TrainingJobStatus": "Completed"}
     deploy(fakes.ports, {"build_id": build.id, "task_token": "token-deploy",
                          "model": {"version": "v1", "model_name": "wine-v1", "artifact": "mem://m.tar.gz", "code": None}})
@@ -139,3 +143,23 @@ def test_a_build_that_ended_cannot_be_stopped(fakes, service):
     with pytest.raises(NothingToStop, match="build 1 already ended .aborted."):
         service.stop(build.id)
     assert len(fakes.executor.called("stop")) == 1
+
+
+def test_an_image_build_recorded_while_the_stop_began_is_stopped_too(fakes, service, monkeypatch):
+    """The stop reads the build, then StartImageBuild records its CodeBuild id, then the stop
+    records ABORTED: the stop works from the ledger as it is after ABORTED, so it sees the id."""
+    build = started(fakes, service)
+    fakes.ledger.begin_step(build.id, "BuildImage")
+    real_finish = fakes.ledger.finish_build
+
+    def handler_records_first(build_id: str, status: str, reason: str | None = None,
+                              error_type: str | None = None) -> Build:
+        fakes.ledger.update_build(build_id, image_build="sagebuild-images:0042")
+        return real_finish(build_id, status, reason, error_type)
+
+    monkeypatch.setattr(fakes.ledger, "finish_build", handler_records_first)
+    assert fakes.images is not None
+    fakes.images.builds["sagebuild-images:0042"] = {"status": "InProgress"}
+    done = service.stop()
+    assert done.status == "ABORTED"
+    assert fakes.images.called("stop_build") == [("sagebuild-images:0042",)]

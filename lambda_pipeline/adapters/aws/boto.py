@@ -1,6 +1,7 @@
 """What every AWS adapter shares: building its client, and turning botocore errors into ours."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from ...errors import SageBuildError, TransientError
@@ -18,11 +19,14 @@ class _LazyClient:
     def __init__(self, service: str, session: Any) -> None:
         self._service, self._session = service, session
         self._client: Any = None
+        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         if self._client is None:
-            import boto3
-            self._client = (self._session or boto3.session.Session()).client(self._service)
+            with self._lock:  # one client: its error classes are what ``client.exceptions`` names
+                if self._client is None:
+                    import boto3
+                    self._client = (self._session or boto3.session.Session()).client(self._service)
         return getattr(self._client, name)
 
 
