@@ -43,8 +43,6 @@ VOICE_EQUIVALENTS = {"BuildStatusIntent": "status", "StartBuildIntent": "start",
 _embedded: dict[Path, Any] = {}
 _embedded_lock = threading.Lock()
 
-BuildRef = "int | str | BuildResult | None"
-
 
 def _ref(build: Any) -> int | str | None:
     if build is None:
