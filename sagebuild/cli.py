@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +18,7 @@ from lambda_pipeline.adapters.local.config_store import CONFIG_FILE
 from lambda_pipeline.errors import ConfigError, EngineNotRunning, InvocationError, NotFound, SageBuildError
 from lambda_pipeline.model import BuildStatus
 
-from . import present
+from . import present, signals
 from .context import UI, Context, engine_url
 from .demo import run_demo
 from .invocation import invoke_endpoint
@@ -83,9 +81,7 @@ def cmd_up(ctx: Context, args: argparse.Namespace) -> int:
 
     if not (ctx.project / CONFIG_FILE).exists():
         raise ConfigError(f"no {CONFIG_FILE} in {ctx.project}: run `sagebuild init` first (or pass --project)")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = signals.stop_on_signals()
     service = LocalService(str(ctx.project), api_port=args.port, notify=ctx.ui.say)
     try:
         info = service.start()
@@ -98,7 +94,7 @@ def cmd_up(ctx: Context, args: argparse.Namespace) -> int:
         for name in info["endpoints"]:
             ctx.ui.say(f"  endpoint {name} is being restored")
         ctx.ui.say("Ready. Ctrl-C stops the engine, its builds and its endpoints.")
-        stop.wait()
+        signals.wait(stop)
         ctx.ui.say("Stopping…")
     finally:
         service.close()

@@ -35,12 +35,12 @@ __all__ = ["SageBuild", "ConfigAccess", "VOICE_EQUIVALENTS", "SageBuildError", "
 # What the skill can do, and the client method that does the same (a test keeps them in step).
 VOICE_EQUIVALENTS = {"BuildStatusIntent": "status", "StartBuildIntent": "start", "StopBuildIntent": "stop",
                      "BuildDetailsIntent": "status", "LiveModelIntent": "deployed", "ListBuildsIntent": "builds",
-                     "RollbackIntent": "rollback"}
+                     "RollbackIntent": "rollback",
+                     # "tell me when it's done": a notebook waits for the end, with progress
+                     "NotifyMeIntent": "wait"}
 
 _embedded: dict[Path, Any] = {}
 _embedded_lock = threading.Lock()
-
-BuildRef = "int | str | BuildResult | None"
 
 
 def _ref(build: Any) -> int | str | None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import signal
-import threading
 import time
 from typing import Any
 
@@ -13,6 +11,7 @@ from lambda_pipeline.adapters.local.config_store import FileConfigStore
 from lambda_pipeline.config import LOCAL_USER_ID
 from lambda_pipeline.errors import ConfigError, EngineNotRunning
 
+from . import signals
 from .context import Context
 
 __all__ = ["cmd_say", "cmd_skill_serve", "add_voice_commands", "spoken_text"]
@@ -115,9 +114,7 @@ def cmd_skill_serve(ctx: Context, args: argparse.Namespace) -> int:
     settings = _settings(ctx)
     verifier = None if args.no_verify else AlexaRequestVerifier()
     server = SkillServer(SkillApp(running, settings, running.state()), verifier, port=args.port)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = signals.stop_on_signals()
     server.start()
     ctx.ui.say(f"Alexa skill for {settings.pipeline or ctx.project.name} on {server.url}")
     ctx.ui.say(f"  skill id   {settings.skill_id}")
@@ -125,7 +122,7 @@ def cmd_skill_serve(ctx: Context, args: argparse.Namespace) -> int:
                                    else "NOT verified (--no-verify: local testing only)"))
     ctx.ui.say("Ctrl-C stops it.")
     try:
-        stop.wait()
+        signals.wait(stop)
     finally:
         server.stop()
     return 0
