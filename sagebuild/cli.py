@@ -1,7 +1,8 @@
 """The ``sagebuild`` command line.
 
 Errors print as one line on stderr with a meaningful exit code: 0 success, 1 a failed build
-or an unreachable engine, 2 bad usage, bad config or not found, 130 interrupted. ``--debug``
+or an unreachable engine, 2 bad usage, bad config or not found, 130 interrupted, 141 a closed
+output pipe (quietly). ``--debug``
 shows the traceback.
 """
 from __future__ import annotations
