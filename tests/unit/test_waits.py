@@ -10,7 +10,8 @@ import pytest
 from lambda_pipeline.errors import SageBuildError, TransientError
 from lambda_pipeline.model import Build, BuildStatus
 from lambda_pipeline.steps import waits
-from lambda_pipeline.steps.handlers import answer_wait, deploy, record_failure, start_training, sweep_waits
+from lambda_pipeline.steps.handlers import (answer_wait, deploy, record_failure, roll_back, start_training,
+                                            sweep_waits)
 from tests.unit.fakes import Fakes
 
 CONFIG: dict[str, Any] = {
@@ -204,3 +205,23 @@ def test_ports_without_callbacks_cannot_answer(tmp_path):
     with pytest.raises(SageBuildError, match="these ports have no task callbacks"):
         start_training(ports, {"build_id": build.id, "task_token": "t"})
     assert record(fakes, build)["status"] == "waiting"  # the token is kept: an event can still answer it
+
+
+def test_a_failed_rollback_wait_gives_record_failure_its_cause_back(fakes):
+    fakes.ledger.record_deployment("wine-ep", "v0", "wine-v0-aaaaaa", None)
+    fakes.hosting.put_endpoint("wine-ep", "wine-v1-bbbbbb")  # the new model serves, and failed its smoke check
+    build = fakes.initialized_build()
+    fakes.ledger.begin_step(build.id, "VerifyLive")
+    smoke = {"Error": "SmokeTestFailed",
+             "Cause": json.dumps({"errorType": "SmokeTestFailed", "errorMessage": "HTTP 500: boom"})}
+    state = {"endpoint": "wine-ep", "endpoint_config": "wine-v1-bbbbbb", "previous_config": "wine-v0-aaaaaa"}
+    assert roll_back(fakes.ports, {"build_id": build.id, "deploy": state, "error": smoke,
+                                   "task_token": "t-rollback"})["answered"] == "running"
+    fakes.hosting.fail_update("wine-ep", "the old container did not start", status="Failed")
+    assert answer_wait(fakes.ports, "endpoint", "wine-ep") == "failed"
+    assert fakes.callbacks.failures["t-rollback"][0] == "DeployFailed"
+    # The RollBack Catch puts the (cause-less, on moto) failure under $.error.rollback.
+    out = record_failure(fakes.ports, {"build_id": build.id, "error": {**smoke, "rollback": {"Error": "DeployFailed"}}})
+    assert out == {"status": "FAILED", "failed_step": "VerifyLive", "reason": (
+        "HTTP 500: boom; the automatic rollback failed too: "
+        "the rollback of wine-ep failed: the old container did not start")}
