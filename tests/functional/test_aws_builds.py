@@ -249,6 +249,7 @@ def test_the_notebook_client_works_against_a_stack(sim_stack):
     from sagebuild.client import SageBuild
     from lambda_pipeline.errors import NotFound
     sb = SageBuild.from_stack("sim", region=REGION)
+    assert repr(sb) == f"<SageBuild stack sim; SageBuild.from_stack('sim', region={REGION!r})>"
     assert sb.config.get()["pipeline"] == "sim"
     sb.config.set({"training.hyperparameters.n-estimators": 9})
     stored = json.loads(ssm.get_parameter(Name="/sagebuild/sim/config")["Parameter"]["Value"])
