@@ -27,7 +27,7 @@ def aws_config(local: dict[str, Any], stack: str, data_bucket: str, params: dict
 
     Kept: code layout, hyperparameters, metrics, gate, deploy entry point and sample, builds.
     Changed: names (stack-derived), channels (``s3://<data bucket>/data/<channel>``), a ``local``
-    instance type (the stack's TrainingInstanceType), polling (the stack's back-off), the skill's
+    instance type (the stack's TrainingInstanceType), polling (the stack's heartbeat), the skill's
     id and users (the stack's parameters).
     """
     config = copy.deepcopy(local)
