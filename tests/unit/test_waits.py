@@ -225,3 +225,22 @@ def test_a_failed_rollback_wait_gives_record_failure_its_cause_back(fakes):
     assert out == {"status": "FAILED", "failed_step": "VerifyLive", "reason": (
         "HTTP 500: boom; the automatic rollback failed too: "
         "the rollback of wine-ep failed: the old container did not start")}
+
+
+def test_of_two_answers_at_the_same_moment_exactly_one_checks_and_answers(fakes, monkeypatch):
+    build = fakes.initialized_build()
+    job = train(fakes, build)["waiting_on"]
+    fakes.training.complete(job, {"accuracy": 0.9})
+    real_swap = fakes.ledger.swap_state
+    raced: list[str] = []
+
+    def another_answer_first(key: str, expected: str | None, value: str) -> bool:
+        if not raced and key.startswith("wait:"):  # both read "waiting"; the other claims it first
+            raced.append(key)
+            assert answer_wait(fakes.ports, "training", job) == "succeeded"
+        return real_swap(key, expected, value)
+
+    monkeypatch.setattr(fakes.ledger, "swap_state", another_answer_first)
+    assert answer_wait(fakes.ports, "training", job) == "duplicate"
+    assert raced and len(fakes.callbacks.called("send_task_success")) == 1
+    assert [s.status for s in fakes.ledger.get_build(build.id).steps if s.name == "Train"] == ["SUCCEEDED"]
