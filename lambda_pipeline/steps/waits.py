@@ -129,8 +129,11 @@ def _send(p: Ports, key: str, record: dict[str, Any], outcome: dict[str, Any]) -
     if "result" in outcome:
         delivered = callbacks.send_task_success(record["token"], outcome["result"])
     else:
+        # The cause first (moto 5.2.5's SendTaskFailure drops it): RecordFailure may read it the
+        # moment the failure is delivered, before this function writes anything after sending.
+        p.ledger.set_state(key, json.dumps({**record, "status": "answering", "failure": outcome}))
         delivered = callbacks.send_task_failure(record["token"], outcome["error"], outcome["cause"])
-    if delivered:  # a failure's cause stays here too: moto 5.2.5's SendTaskFailure drops it
+    if delivered:  # a failure's cause stays here too
         failure = None if "result" in outcome else outcome
         p.ledger.set_state(key, json.dumps({**record, "status": "answered", "outcome": None, "failure": failure}))
     else:

@@ -244,3 +244,23 @@ def test_of_two_answers_at_the_same_moment_exactly_one_checks_and_answers(fakes,
     assert answer_wait(fakes.ports, "training", job) == "duplicate"
     assert raced and len(fakes.callbacks.called("send_task_success")) == 1
     assert [s.status for s in fakes.ledger.get_build(build.id).steps if s.name == "Train"] == ["SUCCEEDED"]
+
+
+def test_a_failures_cause_is_kept_before_the_failure_is_sent(fakes, monkeypatch):
+    """The failed state's Catch runs RecordFailure at once, on another thread or Lambda: the cause
+    it looks up (moto drops SendTaskFailure's) must be in the ledger before the failure is sent."""
+    build = fakes.initialized_build()
+    job = train(fakes, build)["waiting_on"]
+    fakes.training.fail(job, "AlgorithmError: learning rate must be positive")
+    real_send = fakes.callbacks.send_task_failure
+    seen: list[str | None] = []
+
+    def record_failure_runs_at_once(token: str, error: str, cause: str) -> bool:
+        seen.append(waits.failure_cause(fakes.ports, build.id, error))
+        return real_send(token, error, cause)
+
+    monkeypatch.setattr(fakes.callbacks, "send_task_failure", record_failure_runs_at_once)
+    assert answer_wait(fakes.ports, "training", job) == "failed"
+    assert [json.loads(c)["errorMessage"] if c else c for c in seen] == [
+        "AlgorithmError: learning rate must be positive"]
+    assert answer_wait(fakes.ports, "training", job) == "duplicate"  # claimed while the failure was sent
