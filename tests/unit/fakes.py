@@ -1,10 +1,12 @@
-"""In-memory fake ports for unit tests of the step handlers and the build service.
+"""In-memory fake ports for unit tests of the step handlers, the waiting states and the build service.
 
 No engine, no processes, no network: each fake keeps its world in dicts, records every call
-(``calls``: ``(method, args)`` in order) and raises what a test puts in ``raises[method]``.
-Tests steer them (a training job's status, an endpoint's status and config, a failing
-notifier) and read what happened. The ledger is the real :class:`SqliteLedger` on a temporary
-file: it is real, tested on its own, and a whole build's records take a few milliseconds.
+(``calls``: ``(method, args)`` in order; ``Fakes.journal``: ``"<role>.<method>"`` across all of
+them, for the order of calls between ports) and raises what a test puts in ``raises[method]``.
+Tests steer them (a training job's status, an endpoint's status and config, a task token that
+timed out, a failing notifier) and read what happened. The executor and the task callbacks are
+fakes too. The ledger is the real :class:`SqliteLedger` on a temporary file: it is real, tested
+on its own, and a whole build's records take a few milliseconds.
 
 The ``_conforms`` block at the end is read by mypy (``tests/unit/fakes.py`` is in the
 ``[tool.mypy] files``), so a fake that drifts from its port fails the build like an adapter.
@@ -12,9 +14,11 @@ The ``_conforms`` block at the end is read by mypy (``tests/unit/fakes.py`` is i
 Example::
 
     fakes = Fakes.create(tmp_path, {"pipeline": "wine"})
-    build = fakes.running_build()
-    fakes.hosting.put_endpoint("wine", "wine-v1-abc123")
-    out = roll_back(fakes.ports, {"build_id": build.id, ...})
+    build = fakes.initialized_build()
+    job = start_training(fakes.ports, {"build_id": build.id, "task_token": "t1"})["waiting_on"]
+    fakes.training.complete(job, {"accuracy": 0.9})
+    answer_wait(fakes.ports, "training", job)       # the job's event
+    assert fakes.callbacks.successes["t1"]["status"] == "Completed"
 """
 from __future__ import annotations
 
