@@ -143,3 +143,42 @@ def test_job_of_reads_each_services_spelling():
                         "build-id": "arn:aws:codebuild:us-east-1:123456789012:build/sim-images:0b5f"}}
     assert job_of(built) == ("image", "sim-images:0b5f")
     assert job_of({**built, "detail": {**built["detail"], "build-status": "IN_PROGRESS"}}) is None
+
+
+class SlowImages:
+    """An image builder whose build runs until stopped (the ImageBuilder port; CodeBuild's part)."""
+
+    def __init__(self):
+        self.stopped = []
+
+    def start_build(self, source, tag):
+        return {"id": f"sim-images:{tag}", "image_uri": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/sim:{tag}"}
+
+    def describe_build(self, build_id):
+        return {"status": "Stopped" if build_id in self.stopped else "InProgress"}
+
+    def stop_build(self, build_id):
+        self.stopped.append(build_id)
+
+
+def test_stop_during_the_image_build_wait_stops_the_image_build(aws):
+    engine, _, ports, _, _, ssm = aws
+    from lambda_pipeline.definition import render_definition
+    ssm.put_parameter(Name="/sagebuild/sim/config", Type="String", Overwrite=True,
+                      Value=json.dumps({**config(), "image": {"build": True}}))
+    ports.images = images = SlowImages()
+    ports.source.package_image_source = lambda source_dir: "sim-artifacts/code/image-source.zip"
+    arn = engine.ensure_state_machine("sim-image-build", render_definition(image_build=True))
+    build, execution = start_build(engine, arn, ports, "a new Dockerfile")
+    record = waiting_on(engine, execution, ports, build, "image")
+    assert record["name"] == "sim-images:sim-v1"
+    stopped = StepFunctionsBuilds(ports, arn).stop(build.number)
+    assert stopped.status == "ABORTED" and images.stopped == ["sim-images:sim-v1"]
+    built = {"detail-type": "CodeBuild Build State Change",
+             "detail": {"build-status": "STOPPED", "project-name": "sim-images",
+                        "build-id": "arn:aws:codebuild:us-east-1:123456789012:build/sim-images:sim-v1"}}
+    assert job_changed(built, ports=ports)["outcome"] == "failed"
+    wait_ended(engine, execution, timeout=10)
+    assert entered(engine, execution)[-1] == "BuildImage"
+    assert ports.ledger.get_build(build.id).status == "ABORTED" and ports.ledger.get_build(build.id).training_job is None
+

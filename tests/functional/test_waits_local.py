@@ -79,3 +79,33 @@ def test_stop_during_the_endpoint_wait_stops_the_execution_and_keeps_the_ledger_
     time.sleep(0.3)
     assert entered(service, stopped)[-1] == "Deploy"  # nothing ran after the stop
     assert service.builds.get(number).status == "ABORTED"
+
+
+def test_stop_during_the_rollback_wait_keeps_the_build_aborted_and_runs_nothing_after(service):
+    edit_config(Path(service.paths.project), polling={"heartbeat_seconds": 300})
+    first = ended(service, service.builds.start("v1", source="cli").number)
+    assert first.status == "SUCCEEDED", first.failure_reason
+    # v2's smoke check fails, so it rolls back to v1; the rollback's InService event is lost
+    edit_config(Path(service.paths.project), deploy={"sample_payload": "not,a,wine", "sample_content_type": "text/csv"})
+
+    def rolling_back(kind: str, name: str) -> bool:
+        return any(waits.current(service.ports, b.id, "rollback") for b in
+                   service.ports.ledger.list_builds(5, statuses=("RUNNING",)))
+    service.hosting.events.drop = rolling_back
+    number = service.builds.start("v2", source="cli").number
+    deadline = time.monotonic() + 90
+    while not ((b := service.builds.get(number)).id and (r := waits.current(service.ports, b.id, "rollback"))
+               and r["status"] == "waiting"):
+        assert time.monotonic() < deadline and not b.done, b.failure_reason
+        time.sleep(0.05)
+    stopped = service.builds.stop(number)
+    assert stopped.status == "ABORTED"
+    service.hosting.events.drop = lambda kind, name: False
+    answer_wait(service.ports, "endpoint", r["name"])  # the late event: wakes the stopped wait
+    time.sleep(0.3)
+    assert entered(service, stopped)[-1] == "RollBack"  # RecordFailure did not run after the stop
+    assert service.builds.get(number).status == "ABORTED"
+    deadline = time.monotonic() + 30  # the endpoint's own switch back to v1 goes on
+    while (service.hosting.describe_endpoint(first.endpoint_name) or {}).get("EndpointConfigName") != first.endpoint_config:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
