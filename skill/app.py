@@ -180,16 +180,21 @@ _default: SkillApp | None = None
 
 
 def _default_app() -> SkillApp:
-    """Built once per Lambda container from the environment: the stack's state machine and ledger
-    (SAGEBUILD_STATE_MACHINE, as the AWS stack sets it), or a local engine's API (SAGEBUILD_ENGINE_URL)."""
+    """Built once per Lambda container from the environment: the region's SageBuild stacks
+    (SAGEBUILD_PIPELINES_PATH) with this stack's ledger as memory, or this stack alone
+    (SAGEBUILD_STATE_MACHINE), or a local engine's API (SAGEBUILD_ENGINE_URL)."""
     global _default
     if _default is None:
-        builds: Builds
+        builds: Builds | Pipelines
         memory: StateStore
         if os.environ.get("SAGEBUILD_STATE_MACHINE"):
             from lambda_pipeline.lambda_entry import builds_from_environment
-            builds = builds_from_environment()
-            memory = builds.ports.ledger  # type: ignore[attr-defined]  # the stack's DynamoDB ledger
+            own = builds_from_environment()
+            memory = own.ports.ledger  # the stack's DynamoDB ledger
+            builds = own
+            if os.environ.get("SAGEBUILD_PIPELINES_PATH"):  # every SageBuild stack of the region
+                from lambda_pipeline.adapters.aws.ssm_pipelines import SsmPipelines
+                builds = SsmPipelines(os.environ["SAGEBUILD_PIPELINES_PATH"])
         elif os.environ.get("SAGEBUILD_ENGINE_URL"):
             from lambda_pipeline.adapters.local.http_builds import HttpBuilds
             engine = HttpBuilds(os.environ["SAGEBUILD_ENGINE_URL"], timeout=5,
