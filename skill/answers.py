@@ -110,7 +110,7 @@ def across_item(pipeline: str, build: Build | None, speech: Speech, now: float |
 def across_live(pipeline: str, live: EndpointInfo | None, speech: Speech, now: float | None = None) -> str:
     """One pipeline's sentence of "what's live?" across pipelines."""
     label = ssml_escape(pipeline)
-    if live is None or live.model_version is None:
+    if live is None or live.model_version is None or live.status == "OutOfService":
         return speech.plain("ACROSS_NO_LIVE", pipeline=label)
     return speech.plain("ACROSS_LIVE", pipeline=label, version=speech.version(live.model_version),
                         ago=speech.ago(live.updated_at, now))

@@ -213,8 +213,10 @@ class _Base(AbstractRequestHandler):
             raise
 
     def live(self, builds: Builds | None = None) -> EndpointInfo | None:
+        """The endpoint serving a model. One ``OutOfService`` serves nothing (on SageMaker, and
+        locally while no engine runs: the ledger still names its version)."""
         for endpoint in (builds or self.builds).endpoints():
-            if endpoint.model_version:
+            if endpoint.model_version and endpoint.status != "OutOfService":
                 return endpoint
         return None
 
