@@ -60,5 +60,10 @@ def test_say_from_a_third_folder_reaches_every_running_pipeline(two_engines, tmp
     status = cli(elsewhere, "--pipeline", "fraud", "status", "--json")  # a build command, by name
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["pipeline"] == "fraud"
+    from sagebuild.client import SageBuild
+    assert SageBuild.pipelines() == ["fraud", "wine-classifier"]
+    client = SageBuild.pipeline("fraud")
+    assert client.status().number == 1 and client.project == tmp_path / "fraud"
+    assert client.config.get()["pipeline"] == "fraud"
     missing = cli(elsewhere, "--pipeline", "churn", "status")
     assert missing.returncode == 2 and "no pipeline is named 'churn'" in missing.stderr
