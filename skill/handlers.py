@@ -5,6 +5,7 @@ actions (stop) confirm first, naming the build, and are allowed only for configu
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from abc import abstractmethod
@@ -45,10 +46,13 @@ def single_pipeline(builds: Builds, settings: SkillSettings) -> FixedPipelines:
 
 def pipeline_label(name: str, names: list[str], locale: str | None) -> str:
     """How an answer says a pipeline's name in ``locale`` (the first spoken form)."""
-    for entry in spoken_names(names if name in names else [*names, name], locale or "en-US"):
-        if entry.id == name:
-            return entry.value
-    return name.replace("-", " ")
+    return _labels(tuple(names if name in names else [*names, name]), locale or "en-US").get(
+        name, name.replace("-", " "))
+
+
+@functools.lru_cache(maxsize=64)
+def _labels(names: tuple[str, ...], locale: str) -> dict[str, str]:
+    return {entry.id: entry.value for entry in spoken_names(list(names), locale)}
 
 
 class _Base(AbstractRequestHandler):

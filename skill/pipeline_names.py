@@ -7,6 +7,7 @@ the local resolver behind ``sagebuild say``, and the matching of what was said t
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -96,6 +97,11 @@ def _forms(name: str, lang: str, env_counts: Counter[str]) -> list[str]:
 
 def spoken_names(names: list[str], locale: str) -> list[SpokenName]:
     """Every pipeline's spoken forms in ``locale``; a form two pipelines share is left out of both."""
+    return list(_spoken_names(tuple(names), locale))
+
+
+@functools.lru_cache(maxsize=64)  # the same few directories, asked about on every request
+def _spoken_names(names: tuple[str, ...], locale: str) -> tuple[SpokenName, ...]:
     lang = locale.split("-")[0].lower()
     env_counts: Counter[str] = Counter()
     for name in names:
@@ -107,7 +113,7 @@ def spoken_names(names: list[str], locale: str) -> list[SpokenName]:
     for name, forms in per_name.items():
         unique = [f for f in forms if owners[norm(f)] == 1] or forms[:1]
         out.append(SpokenName(id=name, value=unique[0], synonyms=tuple(unique[1:])))
-    return out
+    return tuple(out)
 
 
 def match(said: str, names: list[str], locale: str) -> str | None:
