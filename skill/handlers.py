@@ -141,7 +141,9 @@ class _Base(AbstractRequestHandler):
                 session[ASKING] = {"intent": self.intent, "slots": {
                     k: v for k in ("BuildNumber", "Version") if (v := _slot(handler_input, k)) not in (None, "?")}}
                 question = speech.plain("WHICH_PIPELINE", choices=self.either(handler_input, names[:4]))
-                return self.answer(handler_input, question, keep_open=True, reprompt=question)
+                response = self.answer(handler_input, question, keep_open=True, reprompt=question)
+                response.directives = [*(response.directives or []), _elicit_pipeline(handler_input)]
+                return response
         session.pop(ASKING, None)
         if len(names) > 1:
             session[CHOSEN] = name
@@ -651,6 +653,17 @@ def _resolved_ids(handler_input: HandlerInput, name: str) -> list[str]:
         except AttributeError:
             continue
     return found
+
+
+def _elicit_pipeline(handler_input: HandlerInput) -> Any:
+    """``Dialog.ElicitSlot`` for the Pipeline slot of the request's intent (the models' dialog
+    section declares it), so Alexa hears a bare "fraud" as the answer."""
+    from ask_sdk_model import Intent, IntentConfirmationStatus
+    from ask_sdk_model.dialog import ElicitSlotDirective
+    request: Any = handler_input.request_envelope.request
+    intent = Intent(name=request.intent.name, slots=request.intent.slots or {},
+                    confirmation_status=IntentConfirmationStatus.NONE)
+    return ElicitSlotDirective(slot_to_elicit="Pipeline", updated_intent=intent)
 
 
 def _esc(text: str) -> str:

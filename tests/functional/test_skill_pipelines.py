@@ -136,6 +136,8 @@ def test_start_without_a_name_asks_which_and_the_answer_is_remembered_for_the_se
     asked = ask(app, "StartBuildIntent", session=session)
     assert spoken(asked) == "Which pipeline: fraud or wine classifier?"
     assert asked["response"]["shouldEndSession"] is False
+    [elicit] = [d for d in asked["response"]["directives"] if d["type"] == "Dialog.ElicitSlot"]
+    assert elicit["slotToElicit"] == "Pipeline" and elicit["updatedIntent"]["name"] == "StartBuildIntent"
     answer = spoken(ask(app, "StartBuildIntent", {"Pipeline": "fraud"}, session=session))  # "fraud"
     assert answer.startswith("fraud: Started build 3")
     assert len(fraud.builds) == 3 and len(wine.builds) == 2
