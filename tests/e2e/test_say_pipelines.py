@@ -1,11 +1,16 @@
 """Two projects running side by side, `say` from a third folder: it answers for the one named,
 and across both when none is (the registry of running engines; real engines, one build)."""
 import json
+import re
 import shutil
+import subprocess
+import time
+import urllib.request
 
 import pytest
 
-from tests.helpers import EngineProcess, cli, read_config, write_config
+from skill.envelopes import intent_request
+from tests.helpers import SAGEBUILD, EngineProcess, cli, read_config, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -67,3 +72,27 @@ def test_say_from_a_third_folder_reaches_every_running_pipeline(two_engines, tmp
     assert client.config.get()["pipeline"] == "fraud"
     missing = cli(elsewhere, "--pipeline", "churn", "status")
     assert missing.returncode == 2 and "no pipeline is named 'churn'" in missing.stderr
+
+
+def test_skill_serve_from_a_third_folder_answers_for_every_running_pipeline(two_engines, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([SAGEBUILD, "--project", str(elsewhere), "skill", "serve", "--no-verify"],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        deadline, url = time.monotonic() + 30, None
+        while url is None and time.monotonic() < deadline:
+            match = re.search(r"on (http://127\.0\.0\.1:\d+)", log.read_text())
+            url = match.group(1) if match else None
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert url and "for fraud, wine-classifier" in log.read_text()
+        body = json.dumps(intent_request("BuildStatusIntent", {"Pipeline": "fraud"})).encode()
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            answer = json.loads(resp.read())
+        assert answer["response"]["outputSpeech"]["ssml"].startswith("<speak>fraud: You have no builds yet")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
