@@ -9,7 +9,8 @@ import functools
 import logging
 import threading
 from abc import abstractmethod
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, Callable
 
 from ask_sdk_core.dispatch_components import AbstractExceptionHandler, AbstractRequestHandler
 from ask_sdk_core.handler_input import HandlerInput
@@ -35,6 +36,37 @@ PENDING = "pending"  # session attribute holding the action awaiting a yes or no
 ASKING = "asking"  # session attribute: the action waiting for "which pipeline?"
 CHOSEN = "pipeline"  # session attribute: the pipeline the user chose for actions in this conversation
 ACROSS_ITEMS = 3  # answers across pipelines name at most this many, then "and N more"
+ACROSS_SECONDS = 4.0  # pipelines asked together; one that has not answered by then is "not answering"
+DOWN = object()  # what gather() gives for a pipeline that failed or did not answer in time
+_pool: ThreadPoolExecutor | None = None
+
+
+def gather(names: list[str], fetch: Callable[[str], Any], timeout: float = ACROSS_SECONDS) -> dict[str, Any]:
+    """``fetch(name)`` for every pipeline at once (one slow or dead engine must not hold the answer
+    past Alexa's 8 s); DOWN for those that raised or did not answer within ``timeout``."""
+    global _pool
+    if len(names) < 2:
+        out: dict[str, Any] = {}
+        for name in names:
+            try:
+                out[name] = fetch(name)
+            except Exception:
+                logger.warning("pipeline %s did not answer", name, exc_info=True)
+                out[name] = DOWN
+        return out
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pipelines")
+    futures = {_pool.submit(fetch, name): name for name in names}
+    done, _ = wait(futures, timeout=timeout)
+    out = {}
+    for future, name in futures.items():
+        if future in done and future.exception() is None:
+            out[name] = future.result()
+        else:
+            logger.warning("pipeline %s did not answer", name,
+                           exc_info=future.exception() if future in done else None)
+            out[name] = DOWN
+    return out
 
 
 def single_pipeline(builds: Builds, settings: SkillSettings) -> FixedPipelines:
@@ -329,20 +361,31 @@ class _QueryHandler(_Base):
     def across(self, handler_input: HandlerInput, speech: Speech, names: list[str]) -> str:
         """The answer across several pipelines: the build that matters most in each, one sentence
         each, running ones first, then the most recent ends (at most ACROSS_ITEMS, then "and N more")."""
-        ranked = self.ranked(names)
-        items = [answers.across_item(self.label(handler_input, n), build, speech) for n, build in ranked]
+        items = [self.down(handler_input, speech, n) if build is DOWN
+                 else answers.across_item(self.label(handler_input, n), build, speech)
+                 for n, build in self.ranked(names)]
         return answers.bounded(items, speech, ACROSS_ITEMS)
 
-    def ranked(self, names: list[str]) -> list[tuple[str, Build | None]]:
-        """Each pipeline with its build that matters most: running first, then the latest ended."""
-        found = []
-        for name in names:
-            recent = self.pipelines.builds(name).list(5)
-            active = [b for b in recent if not b.done]
-            found.append((name, active[0] if active else (recent[0] if recent else None)))
+    def down(self, handler_input: HandlerInput, speech: Speech, name: str) -> str:
+        return speech.plain("ACROSS_DOWN", pipeline=_esc(self.label(handler_input, name)))
 
-        def order(item: tuple[str, Build | None]) -> tuple[int, float]:
+    def ranked(self, names: list[str]) -> list[tuple[str, Any]]:
+        """Each pipeline with its build that matters most (None: no builds; DOWN: not answering):
+        running first, then the latest ended, then those without builds, then those down."""
+        recent = gather(names, lambda name: self.pipelines.builds(name).list(5))
+        found: list[tuple[str, Any]] = []
+        for name in names:
+            builds = recent[name]
+            if builds is DOWN:
+                found.append((name, DOWN))
+                continue
+            active = [b for b in builds if not b.done]
+            found.append((name, active[0] if active else (builds[0] if builds else None)))
+
+        def order(item: tuple[str, Any]) -> tuple[int, float]:
             build = item[1]
+            if build is DOWN:
+                return (3, 0.0)
             if build is None:
                 return (2, 0.0)
             if not build.done:
@@ -371,6 +414,8 @@ class BuildDetailsHandler(_QueryHandler):
     def across(self, handler_input: HandlerInput, speech: Speech, names: list[str]) -> str:
         """Details of the build that matters most across the pipelines, naming its pipeline."""
         name, build = self.ranked(names)[0]
+        if build is DOWN:
+            return self.down(handler_input, speech, name)
         live = self.live(self.pipelines.builds(name))
         return self.tagged(handler_input, name, answers.details_answer(build, live, speech))
 
@@ -386,8 +431,9 @@ class LiveModelHandler(_QueryHandler):
         return answers.live_answer(live, build, pipeline, speech)
 
     def across(self, handler_input: HandlerInput, speech: Speech, names: list[str]) -> str:
-        items = [answers.across_live(self.label(handler_input, n), self.live(self.pipelines.builds(n)), speech)
-                 for n in names]
+        lives = gather(names, lambda name: self.live(self.pipelines.builds(name)))
+        items = [self.down(handler_input, speech, n) if lives[n] is DOWN
+                 else answers.across_live(self.label(handler_input, n), lives[n], speech) for n in names]
         return answers.bounded(items, speech, ACROSS_ITEMS)
 
 
@@ -399,9 +445,12 @@ class ListBuildsHandler(_QueryHandler):
 
     def across(self, handler_input: HandlerInput, speech: Speech, names: list[str]) -> str:
         """The five newest builds of all the pipelines together, each naming its pipeline."""
-        merged = [(self.label(handler_input, n), b) for n in names for b in self.pipelines.builds(n).list(5)]
+        recent = gather(names, lambda name: self.pipelines.builds(name).list(5))
+        merged = [(self.label(handler_input, n), b) for n in names if recent[n] is not DOWN for b in recent[n]]
         merged.sort(key=lambda item: -(item[1].created_at or 0))
-        return answers.list_across(merged[:5], speech)
+        text = answers.list_across(merged[:5], speech)
+        down = [self.down(handler_input, speech, n) for n in names if recent[n] is DOWN]
+        return " ".join([text, *down])
 
 
 class StartBuildHandler(_Base):

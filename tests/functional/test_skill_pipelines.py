@@ -207,3 +207,39 @@ def test_the_session_start_sends_the_pipelines_alexa_should_hear_and_one_registe
 def test_a_one_shot_answer_carries_no_dynamic_entities():
     app = SkillApp(directory()[0], SkillSettings())
     assert not dynamic(ask(app, "BuildStatusIntent"))
+
+
+class DeadBuilds(MemoryBuilds):
+    """An engine that stopped answering (its list raises, as HttpBuilds does for a dead engine)."""
+
+    def list(self, limit=20):
+        from lambda_pipeline.errors import EngineNotRunning
+        raise EngineNotRunning("connection refused")
+
+    def endpoints(self):
+        return self.list()
+
+
+class SlowBuilds(MemoryBuilds):
+    def list(self, limit=20):
+        time.sleep(0.5)
+        return super().list(limit)
+
+    def endpoints(self):
+        time.sleep(0.5)
+        return super().endpoints()
+
+
+@pytest.mark.parametrize("intent", ["BuildStatusIntent", "LiveModelIntent", "ListBuildsIntent"])
+def test_a_pipeline_that_does_not_answer_is_said_so_and_the_others_still_are(intent, monkeypatch):
+    import skill.handlers
+    monkeypatch.setattr(skill.handlers, "ACROSS_SECONDS", 0.2)
+    monkeypatch.setattr(skill.handlers.gather, "__defaults__", (0.2,))
+    monkeypatch.setattr(skill.handlers, "ACROSS_ITEMS", 4)
+    pipelines = directory(churn=DeadBuilds("churn", []), sales=SlowBuilds("sales", []))[0]
+    app = SkillApp(pipelines, SkillSettings())
+    started = time.monotonic()
+    text = spoken(ask(app, intent))
+    assert time.monotonic() - started < 0.45  # the slow one is not waited for
+    assert "churn: not answering right now." in text and "sales: not answering right now." in text
+    assert "wine classifier" in text or "fraud" in text
