@@ -8,8 +8,9 @@ in the same run, --cold times each; medians. The last line is one JSON object.
 Many pipelines: --pipelines N (default 10) ledgers of --builds builds each behind one skill (the
 Pipelines port over their Builds ports, in process); questions with no pipeline named answer across
 all N, one named answers for it alone. On AWS the same answer costs one SSM GetParametersByPath
-(cached 10 s per container) plus, per pipeline asked about, the ledger reads of Builds.list(5) and
-Builds.endpoints() (DynamoDB queries, and SageMaker DescribeEndpoint for what is live).
+(cached 10 s per container) plus, per pipeline asked about, the ledger reads of Builds.list(5)
+(counted in moto by tests/functional/test_aws_builds.py: 11 calls for "is my build done" across a
+dev and a prod stack, all DynamoDB; 14 for one named stack, with SageMaker for what is live).
 Targets: warm p99 <= 10 ms (one pipeline and ten); cold start <= 1.5x the minimal skill.
 """
 from __future__ import annotations

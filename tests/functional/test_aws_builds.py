@@ -341,9 +341,25 @@ def test_one_skill_on_lambda_answers_for_a_dev_and_a_prod_stack(aws, monkeypatch
     assert "sim: Started build 1." in started, started
     build = dev_ports.ledger.get_build(1)
     assert build.execution_arn.startswith(dev_arn.replace(":stateMachine:", ":execution:"))
+    finished(dev_ports, build.id)  # nothing else calls AWS while the answers are counted
+    import botocore.client
+    calls: list[str] = []
+    real_call = botocore.client.BaseClient._make_api_call
+
+    def counted(client, operation, params):
+        calls.append(f"{client.meta.service_model.service_name}:{operation}")
+        return real_call(client, operation, params)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counted)
+    say("BuildStatusIntent", "amzn1.ask.account.someone-else")  # warm: clients built, directory listed
+    calls.clear()
     across = say("BuildStatusIntent", "amzn1.ask.account.someone-else")
-    assert "sim prod: build 1 passed" in across and "sim: build 1" in across, across
+    assert "sim prod: build 1 passed" in across and "sim: build 1 passed" in across, across
+    assert not [c for c in calls if c.startswith("ssm:")]  # the directory is cached for 10 s
+    assert len(calls) <= 12, calls  # per stack: its latest builds (DynamoDB); 11 in moto 5
+    calls.clear()
     only_prod = say("BuildStatusIntent", lead, {"Pipeline": "sim prod"})
+    assert len(calls) <= 16 and "sagemaker:DescribeEndpoint" in calls, calls  # + what is live; 14 in moto 5
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", real_call)
     assert "sim prod: Build 1 passed" in only_prod and "sim:" not in only_prod, only_prod
     session: dict = {}
     asked = say("StopBuildIntent", lead, session=session)
