@@ -60,7 +60,7 @@ class SkillApp:
         self.pipelines = pipelines
         builder = CustomSkillBuilder(api_client=LazyApiClient())
         audience = Audience(memory) if memory is not None else None
-        for handler in notify_handlers(home, settings, audience) + handlers_for(home, settings, pipelines):
+        for handler in notify_handlers(home, settings, audience, pipelines) + handlers_for(home, settings, pipelines):
             builder.add_request_handler(handler)
         builder.add_global_response_interceptor(MarkHeardInterceptor(home, settings, audience))
         builder.add_global_response_interceptor(DynamicEntitiesInterceptor(pipelines))

@@ -130,6 +130,14 @@ class _Base(AbstractRequestHandler):
         return self.speech(handler_input).plain("FOR_PIPELINE", pipeline=_esc(self.label(handler_input, name)),
                                                 answer=text)
 
+    def told(self, handler_input: HandlerInput, name: str, builds: list[Build | None]) -> None:
+        """Note which builds of ``name`` this answer told about (with several pipelines), so the
+        next "since you last asked" leaves out those that had ended."""
+        if len(self.names(handler_input)) < 2:
+            return
+        told = handler_input.attributes_manager.request_attributes.setdefault("told", {})
+        told.setdefault(name, []).extend(b.number for b in builds if b is not None and b.done)
+
     def either(self, handler_input: HandlerInput, names: list[str]) -> str:
         """"wine or fraud", "wine, fraud or churn" in the request's language (SSML-safe)."""
         speech = self.speech(handler_input)
@@ -361,9 +369,12 @@ class _QueryHandler(_Base):
     def across(self, handler_input: HandlerInput, speech: Speech, names: list[str]) -> str:
         """The answer across several pipelines: the build that matters most in each, one sentence
         each, running ones first, then the most recent ends (at most ACROSS_ITEMS, then "and N more")."""
+        ranked = self.ranked(names)
+        for n, build in ranked[:ACROSS_ITEMS]:
+            if build is not DOWN:
+                self.told(handler_input, n, [build])
         items = [self.down(handler_input, speech, n) if build is DOWN
-                 else answers.across_item(self.label(handler_input, n), build, speech)
-                 for n, build in self.ranked(names)]
+                 else answers.across_item(self.label(handler_input, n), build, speech) for n, build in ranked]
         return answers.bounded(items, speech, ACROSS_ITEMS)
 
     def down(self, handler_input: HandlerInput, speech: Speech, name: str) -> str:
@@ -400,6 +411,7 @@ class BuildStatusHandler(_QueryHandler):
     def reply(self, handler_input: HandlerInput, speech: Speech, builds: Builds, name: str) -> str:
         build, live = self.find_build(handler_input, builds), self.live(builds)
         screens.offer(handler_input, build, live, speech)
+        self.told(handler_input, name, [build])
         return answers.status_answer(build, live, speech)
 
 
@@ -409,6 +421,7 @@ class BuildDetailsHandler(_QueryHandler):
     def reply(self, handler_input: HandlerInput, speech: Speech, builds: Builds, name: str) -> str:
         build, live = self.find_build(handler_input, builds), self.live(builds)
         screens.offer(handler_input, build, live, speech)
+        self.told(handler_input, name, [build])
         return answers.details_answer(build, live, speech)
 
     def across(self, handler_input: HandlerInput, speech: Speech, names: list[str]) -> str:
@@ -417,6 +430,7 @@ class BuildDetailsHandler(_QueryHandler):
         if build is DOWN:
             return self.down(handler_input, speech, name)
         live = self.live(self.pipelines.builds(name))
+        self.told(handler_input, name, [build])
         return self.tagged(handler_input, name, answers.details_answer(build, live, speech))
 
 
@@ -441,14 +455,18 @@ class ListBuildsHandler(_QueryHandler):
     intent = "ListBuildsIntent"
 
     def reply(self, handler_input: HandlerInput, speech: Speech, builds: Builds, name: str) -> str:
-        return answers.list_answer(builds.list(5), speech)
+        listed = builds.list(5)
+        self.told(handler_input, name, list(listed))
+        return answers.list_answer(listed, speech)
 
     def across(self, handler_input: HandlerInput, speech: Speech, names: list[str]) -> str:
         """The five newest builds of all the pipelines together, each naming its pipeline."""
         recent = gather(names, lambda name: self.pipelines.builds(name).list(5))
-        merged = [(self.label(handler_input, n), b) for n in names if recent[n] is not DOWN for b in recent[n]]
+        merged = [(n, b) for n in names if recent[n] is not DOWN for b in recent[n]]
         merged.sort(key=lambda item: -(item[1].created_at or 0))
-        text = answers.list_across(merged[:5], speech)
+        for n, build in merged[:5]:
+            self.told(handler_input, n, [build])
+        text = answers.list_across([(self.label(handler_input, n), b) for n, b in merged[:5]], speech)
         down = [self.down(handler_input, speech, n) for n in names if recent[n] is DOWN]
         return " ".join([text, *down])
 

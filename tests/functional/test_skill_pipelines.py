@@ -243,3 +243,27 @@ def test_a_pipeline_that_does_not_answer_is_said_so_and_the_others_still_are(int
     assert time.monotonic() - started < 0.45  # the slow one is not waited for
     assert "churn: not answering right now." in text and "sales: not answering right now." in text
     assert "wine classifier" in text or "fraud" in text
+
+
+def test_since_you_last_asked_covers_every_pipeline_and_what_was_told_is_remembered_per_pipeline():
+    from lambda_pipeline.audience import Audience, MemoryState
+    pipelines, wine, fraud = directory()
+    memory = MemoryState()
+    app = SkillApp(pipelines, SkillSettings(), memory)
+    audience = Audience(memory)
+    assert "fraud:" not in spoken(app.handle(launch_request(user_id=LEAD)))  # first time: nothing to catch up on
+    assert audience.heard("fraud", LEAD).at is not None and audience.heard("wine-classifier", LEAD).at is not None
+    time.sleep(0.02)
+    after = NOW - time.time() - 0.01  # "ago" of a moment after that launch
+    wine.builds.append(ended("wine-classifier", 3, "SUCCEEDED", after, "v3"))  # both end after that launch
+    fraud.builds.append(ended("fraud", 3, "FAILED", after))
+    fraud.builds.append(ended("fraud", 4, "SUCCEEDED", after, "v2"))
+    time.sleep(0.02)
+    ask(app, "BuildStatusIntent", {"Pipeline": "fraud"})  # heard how fraud's build 4 ended
+    assert 4 in audience.heard("fraud", LEAD).builds and not audience.heard("wine-classifier", LEAD).builds
+    summary = spoken(app.handle(launch_request(user_id=LEAD)))
+    fraud_part, wine_part = summary.split("wine classifier: ")
+    assert fraud_part.startswith("fraud: ") and "build 3 failed" in fraud_part
+    assert "build 4" not in fraud_part  # told already
+    assert "build 3" in wine_part.split("Welcome")[0]
+    assert "fraud: " not in spoken(app.handle(launch_request(user_id=LEAD)))  # all heard now
