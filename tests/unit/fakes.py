@@ -31,7 +31,7 @@ from lambda_pipeline.model import Build, BuildStatus, LogChunk
 from lambda_pipeline.ports import Ports
 
 __all__ = ["Fakes", "FakeConfigStore", "FakeArtifactStore", "FakeSourceStore", "FakeTraining", "FakeHosting",
-           "FakeImageBuilder", "FakeNotifier", "Recorder"]
+           "FakeImageBuilder", "FakeNotifier", "FakeCallbacks", "Recorder"]
 
 
 class Recorder:
@@ -308,6 +308,36 @@ class FakeNotifier(Recorder):
         return [event for event, _ in self.published]
 
 
+class FakeCallbacks(Recorder):
+    """Task tokens a test's waiting states hold: ``waiting`` tokens answer True once, others False."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: set[str] = set()
+        self.answers: dict[str, tuple[str, Any]] = {}
+        self.heartbeats: list[str] = []
+
+    def send_task_success(self, token: str, output: dict[str, Any]) -> bool:
+        self._call("send_task_success", token, output)
+        return self._answer(token, ("success", copy.deepcopy(output)))
+
+    def send_task_failure(self, token: str, error: str, cause: str) -> bool:
+        self._call("send_task_failure", token, error, cause)
+        return self._answer(token, ("failure", (error, cause)))
+
+    def send_task_heartbeat(self, token: str) -> bool:
+        self._call("send_task_heartbeat", token)
+        self.heartbeats.append(token)
+        return token in self.waiting
+
+    def _answer(self, token: str, answer: tuple[str, Any]) -> bool:
+        if token not in self.waiting:
+            return False
+        self.waiting.discard(token)
+        self.answers[token] = answer
+        return True
+
+
 @dataclass
 class Fakes:
     """One process's fake world: the fakes (typed as themselves, for steering) and their Ports."""
@@ -320,6 +350,7 @@ class Fakes:
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     source: FakeSourceStore = field(default_factory=FakeSourceStore)
     images: FakeImageBuilder | None = field(default_factory=FakeImageBuilder)
+    callbacks: FakeCallbacks = field(default_factory=FakeCallbacks)
 
     @classmethod
     def create(cls, tmp_path: Path, config: dict[str, Any] | None = None, images: bool = True) -> "Fakes":
@@ -331,7 +362,8 @@ class Fakes:
     @property
     def ports(self) -> Ports:
         return Ports(config=self.config, ledger=self.ledger, artifacts=self.artifacts, training=self.training,
-                     hosting=self.hosting, notifier=self.notifier, source=self.source, images=self.images)
+                     hosting=self.hosting, notifier=self.notifier, source=self.source, images=self.images,
+                     callbacks=self.callbacks)
 
     def running_build(self, reason: str = "test", source: str = "cli",
                       hyperparameters: dict[str, Any] | None = None) -> Build:
@@ -352,10 +384,10 @@ class Fakes:
 
 if TYPE_CHECKING:  # pragma: no cover - read by mypy only
     from lambda_pipeline.ports import (ArtifactStore, ConfigStore, HostingPlatform, ImageBuilder, Ledger, Notifier,
-                                       SourceStore, TrainingPlatform)
+                                       SourceStore, TaskCallbacks, TrainingPlatform)
 
     def _conforms(a: FakeConfigStore, b: FakeArtifactStore, c: FakeSourceStore, d: FakeTraining, e: FakeHosting,
-                  f: FakeImageBuilder, g: FakeNotifier, h: SqliteLedger
+                  f: FakeImageBuilder, g: FakeNotifier, h: SqliteLedger, i: FakeCallbacks
                   ) -> tuple[ConfigStore, ArtifactStore, SourceStore, TrainingPlatform, HostingPlatform, ImageBuilder,
-                             Notifier, Ledger]:
-        return a, b, c, d, e, f, g, h
+                             Notifier, Ledger, TaskCallbacks]:
+        return a, b, c, d, e, f, g, h, i
