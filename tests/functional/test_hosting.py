@@ -45,18 +45,13 @@ def make_model(tmp_path, artifacts, name, depth, tag=None, broken=False):
 def hosting(tmp_path):
     artifacts = LocalArtifactStore(str(tmp_path / "artifacts"))
     platform = LocalHostingPlatform(str(tmp_path / "endpoints"), str(tmp_path / "db.sqlite"), artifacts,
-                                    ready_timeout=60, long_poll_seconds=0.5)
+                                    ready_timeout=60, workers=2)
     yield platform, artifacts
     platform.shutdown()
 
 
-def wait_in_service(platform, name, config=None, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        desc = platform.describe_endpoint(name)
-        if desc["EndpointStatus"] in ("InService", "Failed") and not desc.get("PendingEndpointConfigName"):
-            return desc
-    raise TimeoutError(name)
+def wait_in_service(platform, name, timeout=60):
+    return platform.wait_endpoint(name, timeout=timeout)
 
 
 def deploy(platform, artifacts, tmp_path, name, depth, tag=None, broken=False, endpoint="ep"):
@@ -148,7 +143,7 @@ def test_endpoint_comes_back_on_its_port_after_a_restart(hosting, tmp_path):
     url = deploy(platform, artifacts, tmp_path, "keep", depth=2, tag="keep")["Url"]
     platform.shutdown()
     fresh = LocalHostingPlatform(str(tmp_path / "endpoints"), str(tmp_path / "db.sqlite"), artifacts,
-                                 long_poll_seconds=0.5)
+                                 workers=1)
     try:
         assert fresh.restore() == ["ep"]
         desc = wait_in_service(fresh, "ep")
