@@ -196,21 +196,24 @@ def serve(model_dir: str, code_dir: str | None, program: str | None, port: int =
     handlers = ModelHandlers(module)
     model = handlers.model_fn(model_dir)
     listener = listen(port)
-    bound = listener.getsockname()
-
-    def serve_worker(index: int, board: ReadyBoard) -> None:
-        server = LocalHTTPServer(bound, _make_handler(model, handlers, board), bind_and_activate=False)
-        server.socket.close()
-        server.socket = listener
-        server.server_address = bound
-        board.mark(index, True)
-        server.serve_forever(poll_interval=0.5)
 
     def all_ready(pids: list[int]) -> None:
         if ready is not None:
-            ready(bound[1], [os.getpid(), *pids])
+            ready(listener.getsockname()[1], [os.getpid(), *pids])
 
-    return run_prefork(listener, count, serve_worker, all_ready)
+    return run_prefork(listener, count, lambda index, board: serve_worker(listener, model, handlers, index, board),
+                       all_ready)
+
+
+def serve_worker(listener: socket.socket, model: Any, handlers: ModelHandlers, index: int, board: ReadyBoard) -> None:
+    """One worker (in a forked process): accept on ``listener``, mark slot ``index`` ready, serve forever."""
+    bound = listener.getsockname()
+    server = LocalHTTPServer(bound, _make_handler(model, handlers, board), bind_and_activate=False)
+    server.socket.close()
+    server.socket = listener
+    server.server_address = bound
+    board.mark(index, True)
+    server.serve_forever(poll_interval=0.5)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,12 +71,20 @@ def run_prefork(listener: socket.socket, workers: int, serve: Callable[[int, Rea
     gc.freeze()  # objects loaded so far stay shared: the GC will not touch (and copy) their pages
 
     def stop(*_: object) -> None:
+        # Runs as a signal handler, maybe just after a waitpid whose pid is not yet popped:
+        # wait until no child is left rather than until ``pids`` is empty.
         for pid in list(pids):
             _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + _STOP_GRACE_SECONDS
-        while pids and time.monotonic() < deadline:
-            _reap(pids, board, block=False)
-            time.sleep(0.01)
+        while time.monotonic() < deadline:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                os._exit(0)
+            if pid:
+                pids.pop(pid, None)
+            else:
+                time.sleep(0.005)
         for pid in list(pids):
             _signal(pid, signal.SIGKILL)
         os._exit(0)
