@@ -261,3 +261,24 @@ def test_restore_kills_model_servers_left_by_the_previous_engine(tmp_path):
         stray.kill()
         stray.wait()
         stray.stdout.close()
+
+
+def test_a_server_still_starting_when_its_endpoint_is_deleted_is_stopped(hosting, tmp_path):
+    platform, artifacts = hosting
+    model_uri, _ = make_model(tmp_path, artifacts, "late", 2)
+    platform.create_model("late", model_uri, None, None)
+    platform.create_endpoint_config("late-config", "late")
+    platform.create_endpoint("ep", "late-config")
+    platform.delete_endpoint("ep")  # before the model server answered /ping
+    marker = f"endpoint:{platform.root}"
+    from lambda_pipeline.adapters.local.processes import find_marked_processes
+    deadline = time.monotonic() + 30
+    seen = False
+    while time.monotonic() < deadline:
+        pids = find_marked_processes(marker)
+        seen = seen or bool(pids)
+        if seen and not pids:
+            break
+        time.sleep(0.05)
+    assert seen and find_marked_processes(marker) == []
+    assert platform.describe_endpoint("ep") is None

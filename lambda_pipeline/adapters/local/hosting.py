@@ -312,12 +312,19 @@ class LocalHostingPlatform:
             backend = self._start_backend(endpoint.name, config_name)
         except SageBuildError as exc:
             endpoint.pending = None
+            if self._closing or self._endpoints.get(endpoint.name) is not endpoint:
+                return  # deleted meanwhile: nothing to record
             if creating:
                 self._save(endpoint.name, None, "Failed", endpoint.port, str(exc))
             else:
                 live = endpoint.backend.config_name if endpoint.backend else None
                 self._save(endpoint.name, live, "InService", endpoint.port,
                            f"update to {config_name} failed and was rolled back: {exc}")
+            return
+        if self._closing or self._endpoints.get(endpoint.name) is not endpoint:
+            # deleted or shut down while this server started: it must not outlive its endpoint
+            backend.retiring = True
+            terminate_gracefully(backend.proc, 5)
             return
         if config_name in endpoint.cancelled:
             endpoint.cancelled.discard(config_name)
