@@ -200,7 +200,7 @@ def test_a_bad_worker_count_fails_to_start_naming_the_variable(model_dir):
 
 
 def test_ping_is_503_until_every_worker_serves(model_dir):
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_SECOND_WORKER, str(model_dir), "1.5"],
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_SECOND_WORKER, str(model_dir), "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=str(REPO))
     try:
         port = json.loads(proc.stdout.readline())["port"]
