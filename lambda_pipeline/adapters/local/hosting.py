@@ -74,6 +74,12 @@ class _Endpoint:
         self.server: LocalHTTPServer | None = None
         self.pending: str | None = None
         self.cancelled: set[str] = set()
+        self.starting: set[subprocess.Popen[bytes]] = set()  # model servers not yet answering /ping
+
+    def stop_starting(self) -> None:
+        """Stop servers still starting for this endpoint (it is being deleted or shut down)."""
+        for proc in list(self.starting):
+            terminate_gracefully(proc, 2)
 
     @property
     def port(self) -> int | None:
@@ -249,6 +255,7 @@ class LocalHostingPlatform:
             if endpoint.server is not None:
                 endpoint.server.shutdown()
                 endpoint.server.server_close()
+            endpoint.stop_starting()
             if endpoint.backend is not None:
                 endpoint.backend.retiring = True
                 terminate_gracefully(endpoint.backend.proc, 5)
@@ -302,6 +309,7 @@ class LocalHostingPlatform:
             if endpoint.server is not None:
                 endpoint.server.shutdown()
                 endpoint.server.server_close()
+            endpoint.stop_starting()
             if endpoint.backend is not None:
                 terminate_gracefully(endpoint.backend.proc, 5)
         self._endpoints.clear()
@@ -309,7 +317,7 @@ class LocalHostingPlatform:
     # -- internals ------------------------------------------------------------------------
     def _roll_out(self, endpoint: _Endpoint, config_name: str, creating: bool) -> None:
         try:
-            backend = self._start_backend(endpoint.name, config_name)
+            backend = self._start_backend(endpoint, config_name)
         except SageBuildError as exc:
             endpoint.pending = None
             if self._closing or self._endpoints.get(endpoint.name) is not endpoint:
@@ -350,7 +358,8 @@ class LocalHostingPlatform:
                 backend.idle.wait(timeout=max(0.0, deadline - time.monotonic()))
         terminate_gracefully(backend.proc, 5)
 
-    def _start_backend(self, endpoint_name: str, config_name: str) -> _Backend:
+    def _start_backend(self, endpoint: _Endpoint, config_name: str) -> _Backend:
+        endpoint_name = endpoint.name
         model_name = self._config(config_name)
         model = self._db.query("SELECT * FROM hosting_models WHERE name = ?", (model_name,))[0]
         base = self.root / "models" / model_name
@@ -379,16 +388,20 @@ class LocalHostingPlatform:
                                 on_exit=lambda p: self._on_backend_exit(endpoint_name, holder.get("b"), p),
                                 name=f"{endpoint_name}-{config_name}")
         log.close()
-        port, pids = self._read_port(proc, log_path)
-        backend = _Backend(config_name, proc, port, pids)
-        holder["b"] = backend
-        deadline = time.monotonic() + self._ready_timeout
-        while not _ping(port, timeout=1.0):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                terminate_gracefully(proc, 2)
-                raise SageBuildError(f"the model server for {config_name} did not answer /ping: "
-                                     + _tail(log_path))
-            time.sleep(0.05)
+        endpoint.starting.add(proc)
+        try:
+            port, pids = self._read_port(proc, log_path)
+            backend = _Backend(config_name, proc, port, pids)
+            holder["b"] = backend
+            deadline = time.monotonic() + self._ready_timeout
+            while not _ping(port, timeout=1.0):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    terminate_gracefully(proc, 2)
+                    raise SageBuildError(f"the model server for {config_name} did not answer /ping: "
+                                         + _tail(log_path))
+                time.sleep(0.05)
+        finally:
+            endpoint.starting.discard(proc)
         return backend
 
     @property
