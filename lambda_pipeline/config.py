@@ -38,6 +38,7 @@ class Field:
     required: bool = False
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
+    maximum: float | None = None
     pattern: re.Pattern[str] | None = None
     items: dict[str, "Field"] | None = field(default=None)  # schema of each list item (dict)
 
@@ -90,6 +91,9 @@ SCHEMA: dict[str, Any] = {
                       default=0, minimum=0),
         "ready_timeout_seconds": Field((int,), "How long a new model may take to answer /ping.",
                                        default=120, minimum=1),
+        "workers": Field((int,), "Model-server worker processes per endpoint, 1-64 (SageMaker's "
+                         "SAGEMAKER_MODEL_SERVER_WORKERS); null: that variable if set, else the CPU count.",
+                         default=None, minimum=1, maximum=64),
         "sample_payload": Field((str,), "A request the smoke check after each deploy (and the demo) sends.",
                                 default=None),
         "sample_content_type": Field((str,), "Content-Type of the sample payload.", default="text/csv"),
@@ -242,6 +246,8 @@ def _validate_value(value: Any, spec: Field, path: str, problems: list[str]) -> 
         problems.append(f"'{path}' must be one of {', '.join(map(str, spec.choices))}, got {value!r}")
     if spec.minimum is not None and checked < spec.minimum:
         problems.append(f"'{path}' must be at least {spec.minimum}, got {value}")
+    if spec.maximum is not None and checked > spec.maximum:
+        problems.append(f"'{path}' must be at most {spec.maximum}, got {value}")
     if spec.pattern is not None and not spec.pattern.match(checked):
         problems.append(f"'{path}' must be lower-case letters, digits and hyphens (2-42 chars), got {value!r}")
     if spec.items is not None:

@@ -50,8 +50,9 @@ def ports_from_environment(env: dict[str, str] | None = None, session: Any = Non
         from .adapters.aws.codebuild import CodeBuildImageBuilder
         images = CodeBuildImageBuilder(env["SAGEBUILD_IMAGE_BUILD_PROJECT"], env["SAGEBUILD_IMAGE_REPOSITORY"],
                                        boto3_session=session)
+    config = SsmConfigStore(env["SAGEBUILD_CONFIG_PARAMETER"], boto3_session=session)
     return Ports(
-        config=SsmConfigStore(env["SAGEBUILD_CONFIG_PARAMETER"], boto3_session=session),
+        config=config,
         ledger=DynamoDBLedger(env["SAGEBUILD_LEDGER_TABLE"], boto3_session=session),
         artifacts=artifacts,
         training=SageMakerTraining(role, image, instance_count=int(env.get("SAGEBUILD_TRAINING_INSTANCE_COUNT", "1")),
@@ -59,7 +60,7 @@ def ports_from_environment(env: dict[str, str] | None = None, session: Any = Non
         hosting=SageMakerHosting(role, env.get("SAGEBUILD_SERVING_IMAGE") or image,
                                  instance_type=env.get("SAGEBUILD_HOSTING_INSTANCE_TYPE", "ml.t2.medium"),
                                  instance_count=int(env.get("SAGEBUILD_HOSTING_INSTANCE_COUNT", "1")),
-                                 boto3_session=session),
+                                 workers=lambda: config.load()["deploy"]["workers"], boto3_session=session),
         notifier=SnsNotifier(env["SAGEBUILD_STATUS_TOPIC"], boto3_session=session),
         source=S3SourceStore(artifacts, boto3_session=session),
         images=images,

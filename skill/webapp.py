@@ -10,7 +10,7 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer
+from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer, OneWriteHandler
 
 from .app import InvalidEnvelope, SkillApp, WrongSkillId
 from .verification import AlexaRequestVerifier, VerificationError
@@ -68,19 +68,13 @@ class SkillServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(OneWriteHandler):
             def log_message(self, fmt: str, *args: Any) -> None:
                 logger.debug("skill http " + fmt, *args)
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json;charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_whole(status, data, [("Content-Type", "application/json;charset=UTF-8")])
 
             def do_POST(self) -> None:
                 try:

@@ -39,7 +39,7 @@ import os
 import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer
+from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer, OneWriteHandler
 from urllib.parse import parse_qs, urlparse
 
 from lambda_pipeline.errors import (AlreadyRunning, ConfigError, NothingToRollBack, NothingToStop, NotFound,
@@ -215,9 +215,7 @@ class ApiServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(OneWriteHandler):
             def log_message(self, fmt: str, *args: Any) -> None:
                 logger.debug("api " + fmt, *args)
 
@@ -235,11 +233,7 @@ class ApiServer:
 
             def _reply(self, status: int, payload: Any) -> None:
                 data = json.dumps(payload, default=str).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_whole(status, data, [("Content-Type", "application/json")])
 
             def _serve(self, method: str) -> None:
                 url = urlparse(self.path)

@@ -188,7 +188,17 @@ class Engine:
             return self._sfn.get_execution_history(executionArn=execution_arn)["events"]
 
     def close(self) -> None:
+        """Stop what still runs (a state waiting on a token would otherwise wake after the engine
+        is gone and invoke whatever engine comes next in this process), then the mock."""
         global _active
+        try:
+            with self._lock:
+                for machine in self._sfn.list_state_machines()["stateMachines"]:
+                    for execution in self._sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
+                                                               statusFilter="RUNNING")["executions"]:
+                        self._sfn.stop_execution(executionArn=execution["executionArn"], error="EngineClosed")
+        except Exception:  # closing must not fail on what it tidies
+            logger.warning("could not stop the running executions", exc_info=True)
         LambdaSimpleBackend.invoke = _original_invoke
         _active = None
         self._mock.stop()

@@ -97,7 +97,8 @@ class LocalService:
         self.notifier = ConfiguredNotifier(config.load, notify, state=ledger)  # state: who opted out of Alexa
         self.training = LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
                                               grace_seconds=grace_seconds)
-        self.hosting = LocalHostingPlatform(str(self.paths.root / "endpoints"), db, artifacts, python=sys.executable)
+        self.hosting = LocalHostingPlatform(str(self.paths.root / "endpoints"), db, artifacts, python=sys.executable,
+                                            workers=lambda: self._config_value("deploy", "workers", None))
         self.engine = Engine({})
         self.ports = Ports(
             config=config,

@@ -26,7 +26,7 @@ def config(instance_type="ml.m5.large"):
         "channels": {"train": "s3://sim-data/data/train"}, "instance_type": instance_type,
         "metric_definitions": [{"Name": "validation:accuracy", "Regex": "validation accuracy: ([0-9.]+)"}]},
         "deploy": {"endpoint": "sim-endpoint", "entry_point": "inference.py"},
-        "polling": {"heartbeat_seconds": 5}}
+        "polling": {"heartbeat_seconds": 60}}  # longer than any test waits; the lost-event test sets 1
 
 
 @pytest.fixture

@@ -122,6 +122,23 @@ def test_model_config_and_create_versus_update_with_blue_green(sagemaker):
     assert hosting.cancel_update("sagebuild-prod-endpoint", "x") is False
 
 
+def test_deploy_workers_become_the_containers_sagemaker_model_server_workers(sagemaker):
+    client, stub = sagemaker
+    stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:1:model/m"}, {
+        "ModelName": "m1", "ExecutionRoleArn": ROLE, "PrimaryContainer": {
+            "Image": IMAGE, "ModelDataUrl": "s3://a/model.tar.gz",
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "s3://a/code.tar.gz",
+                            "SAGEMAKER_MODEL_SERVER_WORKERS": "3"}}})
+    stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:1:model/m"}, {
+        "ModelName": "m2", "ExecutionRoleArn": ROLE, "PrimaryContainer": {
+            "Image": IMAGE, "ModelDataUrl": "s3://a/model.tar.gz"}})
+    workers = {"n": 3}
+    hosting = SageMakerHosting(ROLE, IMAGE, boto3_client=client, workers=lambda: workers["n"])
+    hosting.create_model("m1", "s3://a/model.tar.gz", "s3://a/code.tar.gz", "inference.py")
+    workers["n"] = None  # null: the container's default (the CPU count)
+    hosting.create_model("m2", "s3://a/model.tar.gz", None, None)
+
+
 def test_linear_policy_and_missing_endpoint(sagemaker):
     client, stub = sagemaker
     hosting = SageMakerHosting(ROLE, IMAGE, boto3_client=client, traffic={"type": "LINEAR", "percent": 25})

@@ -45,18 +45,13 @@ def make_model(tmp_path, artifacts, name, depth, tag=None, broken=False):
 def hosting(tmp_path):
     artifacts = LocalArtifactStore(str(tmp_path / "artifacts"))
     platform = LocalHostingPlatform(str(tmp_path / "endpoints"), str(tmp_path / "db.sqlite"), artifacts,
-                                    ready_timeout=60, long_poll_seconds=0.5)
+                                    ready_timeout=60, workers=2)
     yield platform, artifacts
     platform.shutdown()
 
 
-def wait_in_service(platform, name, config=None, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        desc = platform.describe_endpoint(name)
-        if desc["EndpointStatus"] in ("InService", "Failed") and not desc.get("PendingEndpointConfigName"):
-            return desc
-    raise TimeoutError(name)
+def wait_in_service(platform, name, timeout=60):
+    return platform.wait_endpoint(name, timeout=timeout)
 
 
 def deploy(platform, artifacts, tmp_path, name, depth, tag=None, broken=False, endpoint="ep"):
@@ -148,7 +143,7 @@ def test_endpoint_comes_back_on_its_port_after_a_restart(hosting, tmp_path):
     url = deploy(platform, artifacts, tmp_path, "keep", depth=2, tag="keep")["Url"]
     platform.shutdown()
     fresh = LocalHostingPlatform(str(tmp_path / "endpoints"), str(tmp_path / "db.sqlite"), artifacts,
-                                 long_poll_seconds=0.5)
+                                 workers=1)
     try:
         assert fresh.restore() == ["ep"]
         desc = wait_in_service(fresh, "ep")
@@ -156,3 +151,131 @@ def test_endpoint_comes_back_on_its_port_after_a_restart(hosting, tmp_path):
         assert json.loads(invoke(url)[1])["tag"] == "keep"
     finally:
         fresh.shutdown()
+
+
+# -- workers, process lifetimes, reads that never wait ---------------------------------------------
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def all_gone(pids, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_swap_with_two_workers_stops_every_old_process_and_delete_stops_the_new(hosting, tmp_path):
+    platform, artifacts = hosting
+    deploy(platform, artifacts, tmp_path, "blue", depth=2, tag="blue")
+    blue = platform.server_pids("ep")
+    assert len(blue) == 3 and all(alive(pid) for pid in blue)  # the master and workers=2
+    deploy(platform, artifacts, tmp_path, "green", depth=3, tag="green")
+    green = platform.server_pids("ep")
+    assert len(green) == 3 and not set(green) & set(blue)
+    assert all_gone(blue)  # drained, then the whole group stopped
+    platform.delete_endpoint("ep")
+    assert all_gone(green)
+    assert platform.describe_endpoint("ep") is None
+
+
+def test_shutdown_stops_every_worker(hosting, tmp_path):
+    platform, artifacts = hosting
+    deploy(platform, artifacts, tmp_path, "only", depth=2)
+    pids = platform.server_pids("ep")
+    platform.shutdown()
+    assert len(pids) == 3 and all_gone(pids)
+
+
+def test_workers_follow_the_callable_or_the_sagemaker_variable(tmp_path, monkeypatch):
+    artifacts = LocalArtifactStore(str(tmp_path / "artifacts"))
+    wanted = {"workers": 3}
+    platform = LocalHostingPlatform(str(tmp_path / "endpoints"), str(tmp_path / "db.sqlite"), artifacts,
+                                    ready_timeout=60, workers=lambda: wanted["workers"])
+    try:
+        deploy(platform, artifacts, tmp_path, "three", depth=2)
+        assert len(platform.server_pids("ep")) == 4
+        wanted["workers"] = None  # deploy.workers null: the engine's SAGEMAKER_MODEL_SERVER_WORKERS
+        monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "1")
+        deploy(platform, artifacts, tmp_path, "one", depth=3)
+        assert len(platform.server_pids("ep")) == 2
+    finally:
+        platform.shutdown()
+
+
+def test_describe_returns_at_once_while_an_update_runs_and_wait_endpoint_uses_its_clock(hosting, tmp_path):
+    platform, artifacts = hosting
+    deploy(platform, artifacts, tmp_path, "blue", depth=2)
+    model_uri, code_uri = make_model(tmp_path, artifacts, "green", 3)
+    platform.create_model("green", model_uri, None, None)
+    platform.create_endpoint_config("green-config", "green")
+    platform.update_endpoint("ep", "green-config")
+    started = time.perf_counter()
+    desc = platform.describe_endpoint("ep")
+    listed = platform.list_endpoints()
+    took = time.perf_counter() - started
+    assert desc["EndpointStatus"] == "Updating" and desc["PendingEndpointConfigName"] == "green-config"
+    assert listed[0]["EndpointStatus"] == "Updating"
+    assert took < 0.05, took
+    now, slept = [0.0], []
+
+    def fake_sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    with pytest.raises(TimeoutError, match="still Updating after 1 s"):
+        platform.wait_endpoint("ep", timeout=1.0, interval=0.25, sleep=fake_sleep, clock=lambda: now[0])
+    assert slept == [0.25] * 4
+    assert platform.wait_endpoint("ep", timeout=60)["EndpointConfigName"] == "green-config"
+
+
+def test_restore_kills_model_servers_left_by_the_previous_engine(tmp_path):
+    artifacts = LocalArtifactStore(str(tmp_path / "artifacts"))
+    root = tmp_path / "endpoints"
+    model_uri, _ = make_model(tmp_path, artifacts, "m", 2)
+    model_dir = tmp_path / "src" / "m" / "model"
+    import os
+    import subprocess
+    import sys
+    from tests.helpers import REPO
+    env = dict(os.environ, SAGEBUILD_OWNER=f"endpoint:{root.resolve()}", PYTHONPATH=str(REPO))
+    stray = subprocess.Popen([sys.executable, "-m", "lambda_pipeline.adapters.local.model_server", "--model-dir",
+                              str(model_dir), "--workers", "2"], stdout=subprocess.PIPE, env=env,
+                             start_new_session=True)
+    try:
+        pids = json.loads(stray.stdout.readline())["pids"]
+        assert len(pids) == 3 and all(alive(pid) for pid in pids)
+        fresh = LocalHostingPlatform(str(root), str(tmp_path / "db.sqlite"), artifacts)
+        try:
+            assert fresh.restore() == []
+            assert all_gone(pids, timeout=5)
+        finally:
+            fresh.shutdown()
+    finally:
+        stray.kill()
+        stray.wait()
+        stray.stdout.close()
+
+
+def test_a_server_still_starting_when_its_endpoint_is_deleted_is_stopped(hosting, tmp_path):
+    platform, artifacts = hosting
+    model_uri, _ = make_model(tmp_path, artifacts, "late", 2)
+    platform.create_model("late", model_uri, None, None)
+    platform.create_endpoint_config("late-config", "late")
+    platform.create_endpoint("ep", "late-config")
+    marker = f"endpoint:{platform.root}"
+    from lambda_pipeline.adapters.local.processes import find_marked_processes
+    deadline = time.monotonic() + 10
+    while not find_marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert find_marked_processes(marker), "the model server never started"
+    platform.delete_endpoint("ep")  # before the model server answered /ping
+    assert find_marked_processes(marker) == []  # stopped by delete itself, not when it would be ready
+    time.sleep(0.3)
+    assert platform.describe_endpoint("ep") is None  # the abandoned rollout records nothing

@@ -96,3 +96,17 @@ def test_deploy_traffic_defaults_to_all_at_once_and_is_validated():
     message = str(bad.value)
     assert "'deploy.traffic.percent' is a share of capacity: at most 100, got 150" in message
     assert "'deploy.traffic.alarms' must be a list of CloudWatch alarm names" in message
+
+
+def test_deploy_workers_is_null_or_an_integer_from_1_to_64():
+    assert validate_config(minimal())["deploy"]["workers"] is None  # the CPU count, as SageMaker
+    assert validate_config(minimal(deploy={"workers": 4}))["deploy"]["workers"] == 4
+    assert validate_config(minimal(deploy={"workers": None}))["deploy"]["workers"] is None
+    for bad, message in ((0, "'deploy.workers' must be at least 1, got 0"),
+                         (65, "'deploy.workers' must be at most 64, got 65"),
+                         ("2", "'deploy.workers' must be an integer, got string"),
+                         (2.5, "'deploy.workers' must be an integer, got number"),
+                         (True, "'deploy.workers' must be an integer, got boolean")):
+        with pytest.raises(ConfigError) as info:
+            validate_config(minimal(deploy={"workers": bad}))
+        assert message in str(info.value)

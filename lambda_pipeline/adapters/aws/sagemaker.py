@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from ...errors import DeployFailed, NotFound, SageBuildError
 from ...model import LogChunk
@@ -111,11 +111,15 @@ class SageMakerHosting:
         instance_type, instance_count: of the production variant.
         traffic: the blue/green update policy: ``{"type": "ALL_AT_ONCE" | "CANARY" | "LINEAR",
             "percent": 10, "wait_seconds": 300, "alarms": ["..."]}``; alarms enable auto-rollback.
+        workers: model-server workers per instance (``deploy.workers``), or a callable read when a
+            model is created; set as the container's ``SAGEMAKER_MODEL_SERVER_WORKERS``. None
+            leaves the container's default, the instance's CPU count.
     """
 
     def __init__(self, role_arn: str, image_uri: str, instance_type: str = "ml.t2.medium", instance_count: int = 1,
                  traffic: dict[str, Any] | None = None, boto3_client: Any = None, boto3_session: Any = None,
-                 runtime_client: Any = None) -> None:
+                 runtime_client: Any = None, workers: int | None | Callable[[], int | None] = None) -> None:
+        self._workers = workers
         self._sm = _client("sagemaker", boto3_client, boto3_session)
         self._runtime = runtime_client
         self._session = boto3_session
@@ -129,6 +133,9 @@ class SageMakerHosting:
         container: dict[str, Any] = {"Image": image_uri or self.image_uri, "ModelDataUrl": artifact_uri}
         if code_uri and entry_point:
             container["Environment"] = {"SAGEMAKER_PROGRAM": entry_point, "SAGEMAKER_SUBMIT_DIRECTORY": code_uri}
+        workers = self._workers() if callable(self._workers) else self._workers
+        if workers is not None:
+            container.setdefault("Environment", {})["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
         try:
             self._sm.create_model(ModelName=name, ExecutionRoleArn=self.role_arn, PrimaryContainer=container)
         except Exception as exc:

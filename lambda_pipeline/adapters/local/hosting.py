@@ -5,6 +5,11 @@ An endpoint is a stable front port in the engine that proxies to a model-server 
 before traffic moves; the swap is one pointer change under a lock; the old server drains its
 in-flight requests, then stops. If the new server fails, the endpoint keeps serving the old
 config and records why (as SageMaker does on a failed UpdateEndpoint).
+
+A model server is a master and ``workers`` processes (``deploy.workers``; see ``prefork.py``);
+stopping an endpoint signals its process group, so no worker outlives it. Reads
+(``describe_endpoint``, ``list_endpoints``) never wait; code that must wait for a status
+calls :meth:`LocalHostingPlatform.wait_endpoint`.
 """
 from __future__ import annotations
 
@@ -12,20 +17,21 @@ import http.client
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Callable
-from .httpserver import LocalHTTPServer
+from typing import Any, Callable, Iterable, Union
 
 from ...errors import NotFound, SageBuildError
 from .artifacts import LocalArtifactStore
 from .db import Database
+from .httpserver import LocalHTTPServer, OneWriteHandler
 from .job_events import JobEvents
-from .processes import spawn_supervised, terminate_gracefully
+from .processes import find_marked_processes, kill_tree, spawn_supervised, terminate_gracefully
 from .tarballs import unpack
 
 __all__ = ["LocalHostingPlatform"]
@@ -42,15 +48,20 @@ CREATE TABLE IF NOT EXISTS hosting_endpoints (
   failure_reason TEXT, updated_at REAL NOT NULL);
 """
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+_SETTLED = ("InService", "Failed")
+WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"  # the model server's own name for it (model_server.py)
+
+Workers = Union[int, None, Callable[[], Union[int, None]]]
 
 
 class _Backend:
     """One model-server process and the requests it is answering."""
 
-    def __init__(self, config_name: str, proc: subprocess.Popen[bytes], port: int) -> None:
+    def __init__(self, config_name: str, proc: subprocess.Popen[bytes], port: int, pids: list[int]) -> None:
         self.config_name = config_name
         self.proc = proc
         self.port = port
+        self.pids = pids  # the master's, then its workers' (as the server announced them)
         self.inflight = 0
         self.idle = threading.Condition()
         self.retiring = False
@@ -64,6 +75,12 @@ class _Endpoint:
         self.server: LocalHTTPServer | None = None
         self.pending: str | None = None
         self.cancelled: set[str] = set()
+        self.starting: set[subprocess.Popen[bytes]] = set()  # model servers not yet answering /ping
+
+    def stop_starting(self) -> None:
+        """Stop servers still starting for this endpoint (it is being deleted or shut down)."""
+        for proc in list(self.starting):
+            terminate_gracefully(proc, 2)
 
     @property
     def port(self) -> int | None:
@@ -94,25 +111,25 @@ class LocalHostingPlatform:
         artifacts: resolves ``file://`` model and code URIs.
         python: interpreter for model servers.
         ready_timeout: seconds a new server has to answer ``/ping``.
-        long_poll_seconds: ``describe_endpoint`` waits this long while Creating/Updating (0: builds
-            wait for ``events`` instead).
         drain_seconds: longest wait for in-flight requests on the old server after a swap.
+        workers: worker processes per model server, or a callable read each time one starts
+            (``deploy.workers`` of the live config); None leaves it to the model server:
+            ``SAGEMAKER_MODEL_SERVER_WORKERS`` if set, else the CPU count.
     """
 
     def __init__(self, root: str, db_path: str, artifacts: LocalArtifactStore, python: str = sys.executable,
-                 ready_timeout: float = 120.0, long_poll_seconds: float = 0.0, drain_seconds: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 ready_timeout: float = 120.0, drain_seconds: float = 30.0,
+                 clock: Callable[[], float] = time.time, workers: Workers = None) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._db = Database(db_path, _SCHEMA)
         self._artifacts = artifacts
         self._python = python
         self._ready_timeout = ready_timeout
-        self._long_poll = long_poll_seconds
+        self._workers = workers
         self._drain = drain_seconds
         self._clock = clock
         self._endpoints: dict[str, _Endpoint] = {}
-        self._changed = threading.Condition()
         self.events = JobEvents()  # InService / Failed / deleted: the engine answers the state waiting on it
         self._closing = False
 
@@ -164,12 +181,6 @@ class LocalHostingPlatform:
         if not rows:
             return None
         row = rows[0]
-        if row["status"] in ("Creating", "Updating") and self._long_poll > 0:
-            deadline = time.monotonic() + self._long_poll
-            with self._changed:
-                while row["status"] in ("Creating", "Updating") and time.monotonic() < deadline:
-                    self._changed.wait(timeout=max(0.0, deadline - time.monotonic()))
-                    row = self._row(name)
         endpoint = self._endpoints.get(name)
         out = {"EndpointName": name, "EndpointStatus": row["status"], "EndpointConfigName": row["config_name"],
                "LastModifiedTime": row["updated_at"],
@@ -181,6 +192,32 @@ class LocalHostingPlatform:
         if row["config_name"]:
             out["ModelName"] = self._config(row["config_name"])
         return out
+
+    def wait_endpoint(self, name: str, timeout: float, statuses: Iterable[str] = _SETTLED,
+                      interval: float = 0.05, sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+        """Describe ``name`` until its status is one of ``statuses`` with no rollout pending.
+
+        Raises:
+            NotFound: there is no such endpoint. TimeoutError: still not there after ``timeout`` s.
+        """
+        wanted = tuple(statuses)
+        deadline = clock() + timeout
+        while True:
+            desc = self.describe_endpoint(name)
+            if desc is None:
+                raise NotFound(f"no endpoint {name!r}")
+            if desc["EndpointStatus"] in wanted and not desc.get("PendingEndpointConfigName"):
+                return desc
+            if clock() >= deadline:
+                raise TimeoutError(f"endpoint {name!r} is still {desc['EndpointStatus']} after {timeout:g} s")
+            sleep(interval)
+
+    def server_pids(self, name: str) -> list[int]:
+        """PIDs of the live model server of ``name`` (master first, then workers); [] if none."""
+        endpoint = self._endpoints.get(name)
+        backend = endpoint.backend if endpoint else None
+        return list(backend.pids) if backend else []
 
     def list_endpoints(self) -> list[dict[str, Any]]:
         return [d for d in (self.describe_endpoint(r["name"]) for r in
@@ -220,6 +257,7 @@ class LocalHostingPlatform:
             if endpoint.server is not None:
                 endpoint.server.shutdown()
                 endpoint.server.server_close()
+            endpoint.stop_starting()
             if endpoint.backend is not None:
                 endpoint.backend.retiring = True
                 terminate_gracefully(endpoint.backend.proc, 5)
@@ -229,7 +267,12 @@ class LocalHostingPlatform:
 
     # -- lifecycle ------------------------------------------------------------------------
     def restore(self) -> list[str]:
-        """After an engine restart, bring every endpoint back on its port with its live config."""
+        """After an engine restart, bring every endpoint back on its port with its live config.
+
+        Model servers left by the previous engine (a worker whose master was killed, say) are
+        killed first: they carry this platform's ``SAGEBUILD_OWNER`` marker.
+        """
+        self.kill_leftovers()
         restored = []
         for row in self._db.query("SELECT * FROM hosting_endpoints"):
             if not row["config_name"]:
@@ -249,12 +292,27 @@ class LocalHostingPlatform:
             restored.append(row["name"])
         return restored
 
+    def kill_leftovers(self) -> list[int]:
+        """Kill every process marked as a model server of this platform's root; their PIDs."""
+        mine = {pid for endpoint in self._endpoints.values() if endpoint.backend for pid in endpoint.backend.pids}
+        killed = [pid for pid in find_marked_processes(self._owner) if pid not in mine]
+        for pid in killed:
+            kill_tree(pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if killed:
+            logger.warning("killed leftover model servers", extra={"pids": killed})
+        return killed
+
     def shutdown(self) -> None:
         self._closing = True
         for endpoint in list(self._endpoints.values()):
             if endpoint.server is not None:
                 endpoint.server.shutdown()
                 endpoint.server.server_close()
+            endpoint.stop_starting()
             if endpoint.backend is not None:
                 terminate_gracefully(endpoint.backend.proc, 5)
         self._endpoints.clear()
@@ -262,15 +320,22 @@ class LocalHostingPlatform:
     # -- internals ------------------------------------------------------------------------
     def _roll_out(self, endpoint: _Endpoint, config_name: str, creating: bool) -> None:
         try:
-            backend = self._start_backend(endpoint.name, config_name)
+            backend = self._start_backend(endpoint, config_name)
         except SageBuildError as exc:
             endpoint.pending = None
+            if self._closing or self._endpoints.get(endpoint.name) is not endpoint:
+                return  # deleted meanwhile: nothing to record
             if creating:
                 self._save(endpoint.name, None, "Failed", endpoint.port, str(exc))
             else:
                 live = endpoint.backend.config_name if endpoint.backend else None
                 self._save(endpoint.name, live, "InService", endpoint.port,
                            f"update to {config_name} failed and was rolled back: {exc}")
+            return
+        if self._closing or self._endpoints.get(endpoint.name) is not endpoint:
+            # deleted or shut down while this server started: it must not outlive its endpoint
+            backend.retiring = True
+            terminate_gracefully(backend.proc, 5)
             return
         if config_name in endpoint.cancelled:
             endpoint.cancelled.discard(config_name)
@@ -296,7 +361,8 @@ class LocalHostingPlatform:
                 backend.idle.wait(timeout=max(0.0, deadline - time.monotonic()))
         terminate_gracefully(backend.proc, 5)
 
-    def _start_backend(self, endpoint_name: str, config_name: str) -> _Backend:
+    def _start_backend(self, endpoint: _Endpoint, config_name: str) -> _Backend:
+        endpoint_name = endpoint.name
         model_name = self._config(config_name)
         model = self._db.query("SELECT * FROM hosting_models WHERE name = ?", (model_name,))[0]
         base = self.root / "models" / model_name
@@ -314,7 +380,10 @@ class LocalHostingPlatform:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[3]),
                                                           env.get("PYTHONPATH")]))
-        env["SAGEBUILD_OWNER"] = f"endpoint:{self.root}"
+        env["SAGEBUILD_OWNER"] = self._owner
+        workers = self._workers() if callable(self._workers) else self._workers
+        if workers is not None:
+            env[WORKERS_ENV] = str(workers)
         env["SAGEMAKER_PROGRAM"] = model["entry_point"] or ""
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(code_dir)
         holder: dict[str, _Backend] = {}
@@ -322,26 +391,36 @@ class LocalHostingPlatform:
                                 on_exit=lambda p: self._on_backend_exit(endpoint_name, holder.get("b"), p),
                                 name=f"{endpoint_name}-{config_name}")
         log.close()
-        port = self._read_port(proc, log_path)
-        backend = _Backend(config_name, proc, port)
-        holder["b"] = backend
-        deadline = time.monotonic() + self._ready_timeout
-        while not _ping(port, timeout=1.0):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                terminate_gracefully(proc, 2)
-                raise SageBuildError(f"the model server for {config_name} did not answer /ping: "
-                                     + _tail(log_path))
-            time.sleep(0.05)
+        endpoint.starting.add(proc)
+        try:
+            port, pids = self._read_port(proc, log_path)
+            backend = _Backend(config_name, proc, port, pids)
+            holder["b"] = backend
+            deadline = time.monotonic() + self._ready_timeout
+            while not _ping(port, timeout=1.0):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    terminate_gracefully(proc, 2)
+                    raise SageBuildError(f"the model server for {config_name} did not answer /ping: "
+                                         + _tail(log_path))
+                time.sleep(0.05)
+        finally:
+            endpoint.starting.discard(proc)
         return backend
 
-    def _read_port(self, proc: subprocess.Popen[bytes], log_path: Path) -> int:
+    @property
+    def _owner(self) -> str:
+        return f"endpoint:{self.root}"
+
+    def _read_port(self, proc: subprocess.Popen[bytes], log_path: Path) -> tuple[int, list[int]]:
+        """The server's first stdout line, written once every worker serves: (port, pids)."""
         box: dict[str, bytes] = {}
         reader = threading.Thread(target=lambda: box.setdefault("line", proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
         reader.start()
         reader.join(timeout=self._ready_timeout)
         line = box.get("line", b"")
         try:
-            return int(json.loads(line)["port"])
+            announced = json.loads(line)
+            return int(announced["port"]), [int(pid) for pid in announced.get("pids", [proc.pid])]
         except (ValueError, KeyError, TypeError):
             terminate_gracefully(proc, 2)
             proc.wait(timeout=10)
@@ -378,8 +457,6 @@ class LocalHostingPlatform:
                 " port = COALESCE(excluded.port, port), failure_reason = excluded.failure_reason,"
                 " updated_at = excluded.updated_at",
                 (name, config_name, status, port, reason, self._clock()))
-        with self._changed:
-            self._changed.notify_all()
         if status in ("InService", "Failed"):
             self.events.emit("endpoint", name)
 
@@ -421,20 +498,13 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def _proxy_handler(endpoint: _Endpoint) -> type[BaseHTTPRequestHandler]:
-    class Proxy(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Proxy(OneWriteHandler):
         def log_message(self, fmt: str, *args: Any) -> None:
             pass
 
         def _reply(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
-            self.send_response(status)
-            for key, value in headers:
-                if key.lower() not in _HOP_HEADERS:
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_whole(status, body, [(k, v) for k, v in headers
+                                           if k.lower() not in _HOP_HEADERS and k.lower() not in ("server", "date")])
 
         def _forward(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)

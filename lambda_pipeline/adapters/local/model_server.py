@@ -1,10 +1,13 @@
-"""A model server honouring the SageMaker serving contract; one process per model version.
+"""A model server honouring the SageMaker serving contract; one per model version.
 
 Run as ``python -m lambda_pipeline.adapters.local.model_server --model-dir D [--code-dir C
---program P] [--port N]``. It loads the model before it listens, so ``GET /ping`` answering 200
-means ready. User code may define ``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``;
-missing ones fall back to the scikit-learn container's defaults (joblib model; CSV, JSON or
-NPY in; JSON or CSV out). The first line on stdout is ``{"port": N}``.
+--program P] [--port N] [--workers W]``. It loads the model once, then forks W worker processes
+(default ``SAGEMAKER_MODEL_SERVER_WORKERS``, else the CPU count, as SageMaker's scikit-learn
+container does) that accept on one listening socket (see ``prefork.py``). ``GET /ping`` answers
+200 only while every worker is serving. User code may define ``model_fn``, ``input_fn``,
+``predict_fn``, ``output_fn``; missing ones fall back to the scikit-learn container's defaults
+(joblib model; CSV, JSON or NPY in; JSON or CSV out). Once every worker is up, the first line on
+stdout is ``{"port": N, "pids": [master, worker, ...]}``.
 """
 from __future__ import annotations
 
@@ -14,15 +17,21 @@ import io
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler
 from types import ModuleType
-from typing import Any, Callable
-from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer
+from typing import Any, Callable, Mapping
+
+from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer, OneWriteHandler
+from lambda_pipeline.adapters.local.prefork import ReadyBoard, cpu_count, run_prefork
 
 __all__ = ["default_model_fn", "default_input_fn", "default_predict_fn", "default_output_fn",
-           "ModelHandlers", "serve"]
+           "ModelHandlers", "serve", "resolve_workers", "WORKERS_ENV", "MAX_WORKERS"]
+
+WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+MAX_WORKERS = 64
 
 logger = logging.getLogger("sagebuild.model_server")
 
@@ -107,23 +116,39 @@ def load_user_module(code_dir: str, program: str) -> ModuleType:
     return module
 
 
-def _make_handler(model: Any, handlers: ModelHandlers) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def resolve_workers(workers: int | None, env: Mapping[str, str]) -> int:
+    """``workers`` if given, else ``SAGEMAKER_MODEL_SERVER_WORKERS``, else the CPU count (1-64).
 
+    Raises:
+        ValueError: the count is not an integer from 1 to 64, naming where it came from.
+    """
+    source, raw = ("--workers", str(workers)) if workers is not None else (WORKERS_ENV, env.get(WORKERS_ENV, ""))
+    if workers is None and not raw.strip():
+        return min(cpu_count(), MAX_WORKERS)
+    try:
+        count = int(raw)
+    except ValueError:
+        raise ValueError(f"{source} must be an integer from 1 to {MAX_WORKERS}, got {raw!r}") from None
+    if not 1 <= count <= MAX_WORKERS:
+        raise ValueError(f"{source} must be an integer from 1 to {MAX_WORKERS}, got {count}")
+    return count
+
+
+def _make_handler(model: Any, handlers: ModelHandlers, board: ReadyBoard) -> type[BaseHTTPRequestHandler]:
+    class Handler(OneWriteHandler):
         def log_message(self, fmt: str, *args: Any) -> None:  # quiet access log
             pass
 
         def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_whole(status, body, [("Content-Type", ctype)])
 
         def do_GET(self) -> None:
             if self.path == "/ping":
-                self._send(200, b"{}")
+                ready = board.ready_count()
+                if ready == board.slots:
+                    self._send(200, b"{}")
+                else:
+                    self._send(503, json.dumps({"error": f"{ready} of {board.slots} workers are serving"}).encode())
             else:
                 self._send(404, b'{"error": "not found: use GET /ping or POST /invocations"}')
 
@@ -150,17 +175,45 @@ def _make_handler(model: Any, handlers: ModelHandlers) -> type[BaseHTTPRequestHa
     return Handler
 
 
+def listen(port: int) -> socket.socket:
+    """The one listening socket every worker accepts on (non-blocking: workers race for each connection)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(LocalHTTPServer.request_queue_size)
+    sock.setblocking(False)
+    return sock
+
+
 def serve(model_dir: str, code_dir: str | None, program: str | None, port: int = 0,
-          ready: Callable[[int], None] | None = None) -> None:
-    """Load the model, then serve until the process is terminated."""
+          ready: Callable[[int, list[int]], None] | None = None, workers: int | None = None) -> int:
+    """Load the model, fork the workers, supervise them until terminated; the master's exit code.
+
+    ``ready(port, pids)`` runs once every worker serves (pids: the master's, then the workers').
+    """
+    count = resolve_workers(workers, os.environ)
     module = load_user_module(code_dir, program) if code_dir and program else None
     handlers = ModelHandlers(module)
     model = handlers.model_fn(model_dir)
-    server = LocalHTTPServer(("127.0.0.1", port), _make_handler(model, handlers))
-    server.daemon_threads = True
-    if ready is not None:
-        ready(server.server_address[1])
-    server.serve_forever(poll_interval=0.2)
+    listener = listen(port)
+
+    def all_ready(pids: list[int]) -> None:
+        if ready is not None:
+            ready(listener.getsockname()[1], [os.getpid(), *pids])
+
+    return run_prefork(listener, count, lambda index, board: serve_worker(listener, model, handlers, index, board),
+                       all_ready)
+
+
+def serve_worker(listener: socket.socket, model: Any, handlers: ModelHandlers, index: int, board: ReadyBoard) -> None:
+    """One worker (in a forked process): accept on ``listener``, mark slot ``index`` ready, serve forever."""
+    bound = listener.getsockname()
+    server = LocalHTTPServer(bound, _make_handler(model, handlers, board), bind_and_activate=False)
+    server.socket.close()
+    server.socket = listener
+    server.server_address = bound
+    board.mark(index, True)
+    server.serve_forever(poll_interval=0.5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,21 +222,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--code-dir")
     parser.add_argument("--program")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"worker processes (default: ${WORKERS_ENV}, else the CPU count)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 
-    def announce(port: int) -> None:
-        print(json.dumps({"port": port}), flush=True)
+    def announce(port: int, pids: list[int]) -> None:
+        print(json.dumps({"port": port, "pids": pids}), flush=True)
 
     import signal
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # until the workers exist
     try:
-        serve(args.model_dir, args.code_dir, args.program or os.environ.get("SAGEMAKER_PROGRAM"),
-              args.port, ready=announce)
+        return serve(args.model_dir, args.code_dir, args.program or os.environ.get("SAGEMAKER_PROGRAM"),
+                     args.port, ready=announce, workers=args.workers)
     except Exception as exc:
         print(f"model server failed to start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1
-    return 0
 
 
 if __name__ == "__main__":
