@@ -24,6 +24,7 @@ from .httpserver import LocalHTTPServer
 from ...errors import NotFound, SageBuildError
 from .artifacts import LocalArtifactStore
 from .db import Database
+from .environments import LocalEnvironments, model_environment_spec
 from .processes import spawn_supervised, terminate_gracefully
 from .tarballs import unpack
 
@@ -91,7 +92,8 @@ class LocalHostingPlatform:
         root: where unpacked models and server logs live.
         db_path: SQLite file for the hosting tables.
         artifacts: resolves ``file://`` model and code URIs.
-        python: interpreter for model servers.
+        python: interpreter for model servers (of models trained without an environment).
+        environments: builds (or reuses) the environment a model was trained in, to serve it there.
         ready_timeout: seconds a new server has to answer ``/ping``.
         long_poll_seconds: ``describe_endpoint`` waits this long while Creating/Updating.
         drain_seconds: longest wait for in-flight requests on the old server after a swap.
@@ -99,12 +101,13 @@ class LocalHostingPlatform:
 
     def __init__(self, root: str, db_path: str, artifacts: LocalArtifactStore, python: str = sys.executable,
                  ready_timeout: float = 120.0, long_poll_seconds: float = 1.0, drain_seconds: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, environments: LocalEnvironments | None = None) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._db = Database(db_path, _SCHEMA)
         self._artifacts = artifacts
         self._python = python
+        self._environments = environments
         self._ready_timeout = ready_timeout
         self._long_poll = long_poll_seconds
         self._drain = drain_seconds
@@ -308,8 +311,8 @@ class LocalHostingPlatform:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "ab")
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[3]),
-                                                          env.get("PYTHONPATH")]))
+        argv[0], server_path, env["SAGEBUILD_FRAMEWORK"] = self._environment(model["artifact"], log)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [server_path, env.get("PYTHONPATH")]))
         env["SAGEBUILD_OWNER"] = f"endpoint:{self.root}"
         env["SAGEMAKER_PROGRAM"] = model["entry_point"] or ""
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(code_dir)
@@ -329,6 +332,17 @@ class LocalHostingPlatform:
                                      + _tail(log_path))
             time.sleep(0.05)
         return backend
+
+    def _environment(self, artifact: str, log: Any) -> tuple[str, str, str]:
+        """The interpreter, import path and framework of a model's server: the environment it was
+        trained in (see environments.py), else this process's own Python with sklearn defaults."""
+        spec = model_environment_spec(self._artifacts.local_path(artifact)) if self._environments else None
+        if self._environments is None or spec is None:
+            return self._python, str(Path(__file__).resolve().parents[3]), "sklearn"
+        choice, requirements = spec
+        environment = self._environments.prepare(choice, requirements, lambda line: log.write(line.encode() + b"\n"))
+        log.flush()
+        return environment.python, environment.server_path, choice.framework
 
     def _read_port(self, proc: subprocess.Popen[bytes], log_path: Path) -> int:
         box: dict[str, bytes] = {}

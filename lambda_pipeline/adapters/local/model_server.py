@@ -3,8 +3,9 @@
 Run as ``python -m lambda_pipeline.adapters.local.model_server --model-dir D [--code-dir C
 --program P] [--port N]``. It loads the model before it listens, so ``GET /ping`` answering 200
 means ready. User code may define ``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``;
-missing ones fall back to the scikit-learn container's defaults (joblib model; CSV, JSON or
-NPY in; JSON or CSV out). The first line on stdout is ``{"port": N}``.
+missing ones fall back to the defaults of the framework in ``SAGEBUILD_FRAMEWORK``: the scikit-learn
+container's here (joblib model; CSV, JSON or NPY in; JSON or CSV out), the others in
+``serving_defaults.py``. The first line on stdout is ``{"port": N}``.
 """
 from __future__ import annotations
 
@@ -20,15 +21,12 @@ from http.server import BaseHTTPRequestHandler
 from types import ModuleType
 from typing import Any, Callable
 from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer
+from lambda_pipeline.adapters.local.serving_defaults import UnsupportedMediaType, defaults_for
 
 __all__ = ["default_model_fn", "default_input_fn", "default_predict_fn", "default_output_fn",
            "ModelHandlers", "serve"]
 
 logger = logging.getLogger("sagebuild.model_server")
-
-
-class UnsupportedMediaType(ValueError):
-    """The request's Content-Type (415) or Accept (406) is not one the handlers know."""
 
 
 def default_model_fn(model_dir: str) -> Any:
@@ -75,8 +73,10 @@ def default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
 class ModelHandlers:
     """The four serving functions, taken from user code where it defines them."""
 
-    def __init__(self, module: ModuleType | None = None) -> None:
+    def __init__(self, module: ModuleType | None = None,
+                 defaults: dict[str, Callable[..., Any]] | None = None) -> None:
         def pick(name: str, default: Callable[..., Any]) -> Callable[..., Any]:
+            default = (defaults or {}).get(name, default)
             return getattr(module, name, default) if module is not None else default
         self.model_fn = pick("model_fn", default_model_fn)
         self.input_fn = pick("input_fn", default_input_fn)
@@ -154,7 +154,7 @@ def serve(model_dir: str, code_dir: str | None, program: str | None, port: int =
           ready: Callable[[int], None] | None = None) -> None:
     """Load the model, then serve until the process is terminated."""
     module = load_user_module(code_dir, program) if code_dir and program else None
-    handlers = ModelHandlers(module)
+    handlers = ModelHandlers(module, defaults_for(os.environ.get("SAGEBUILD_FRAMEWORK")))
     model = handlers.model_fn(model_dir)
     server = LocalHTTPServer(("127.0.0.1", port), _make_handler(model, handlers))
     server.daemon_threads = True
