@@ -186,15 +186,20 @@ def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
     if not args.wait:
         ctx.ui.say(f"Follow it with `sagebuild status {build.number}` or `sagebuild logs {build.number} --follow`.")
         return 0
-    final = watch(builds, build.id, ctx.ui, poll=5.0 if ctx.stack else 0.2)
+    final = watch(builds, build.id, ctx.ui, poll=5.0 if ctx.stack else 0.2, environment=not ctx.stack)
     return 0 if final.status == BuildStatus.SUCCEEDED else 1
 
 
-def watch(builds: Any, build_id: str, ui: UI, poll: float = 0.2, details: bool = True) -> Build:
-    """Show a build's progress until it ends: a line per step (a live line on a terminal)."""
+def watch(builds: Any, build_id: str, ui: UI, poll: float = 0.2, details: bool = True,
+          environment: bool = True) -> Build:
+    """Show a build's progress until it ends: a line per step (a live line on a terminal) and,
+    with ``environment``, how the local training environment is being prepared."""
     seen: dict[str, str] = {}
     build = builds.get(build_id)
+    log_offset = 0
     while True:
+        if environment and build.current_step == "Train" and build.training_job:
+            log_offset = _show_environment_progress(builds, build_id, log_offset, ui)
         for step in build.steps:
             state = "done" if step.ended_at else "running"
             if seen.get(step.name) != state:
@@ -216,6 +221,20 @@ def watch(builds: Any, build_id: str, ui: UI, poll: float = 0.2, details: bool =
     if details:
         ui.say(present.build_details(build))
     return build
+
+
+def _show_environment_progress(builds: Any, build_id: str, offset: int, ui: UI) -> int:
+    """While Train runs, the ``sagebuild-env:`` lines of its log (building or reusing the project's
+    environment); returns the log offset read up to."""
+    try:
+        chunk = builds.logs(build_id, offset)
+    except Exception:  # the log is a nicety here: the build's steps still show
+        return offset
+    text = chunk.text[: chunk.text.rfind("\n") + 1]
+    for line in text.splitlines():
+        if line.startswith("sagebuild-env: ") and not line.startswith("sagebuild-env: $ "):
+            ui.say("  " + " " * 12 + line[len("sagebuild-env: "):])
+    return offset + len(text.encode())
 
 
 def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
@@ -456,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help="scaffold a project config (with comments), or copy an example")
     p.add_argument("dir", nargs="?", help="folder to initialise (default: the project folder)")
-    p.add_argument("--example", help="copy a sample project, e.g. 'wine'")
+    p.add_argument("--example", help="copy a sample project: 'wine' (scikit-learn) or 'xgboost'")
     p.add_argument("--force", action="store_true", help="overwrite an existing sagebuild.json")
     p.add_argument("--git", metavar="REPO", help="install a post-commit hook in REPO that starts builds")
     p.set_defaults(func=cmd_init)

@@ -1,0 +1,211 @@
+"""Frameworks and project environments, end to end: real engine, real uv, real training and serving.
+
+Environments are cached in the session's SAGEBUILD_ENV_DIR (tests/conftest.py), so the layered
+sklearn and xgboost environments are built once and reused by every later test.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, EngineProcess, cli, edit_config, invoke
+
+pytestmark = pytest.mark.e2e
+
+CANCER_ROW = ("17.99,10.38,122.8,1001,0.1184,0.2776,0.3001,0.1471,0.2419,0.07871,1.095,0.9053,8.589,153.4,"
+              "0.006399,0.04904,0.05373,0.01587,0.03003,0.006193,25.38,17.33,184.6,2019,0.1622,0.6656,0.7119,"
+              "0.2654,0.4601,0.1189")
+BENIGN_ROW = ("13.54,14.36,87.46,566.3,0.09779,0.08129,0.06664,0.04781,0.1885,0.05766,0.2699,0.7886,2.058,23.56,"
+              "0.008462,0.0146,0.02387,0.01315,0.0198,0.0023,15.11,19.26,99.7,711.2,0.144,0.1773,0.239,0.1288,"
+              "0.2977,0.07259")
+
+# A wine project's scripts, changed to need what SageBuild's environment lacks: a package from
+# requirements.txt (humanize) and a package of its own in the code folder (winetools).
+TRAIN_EXTRA = '''
+import humanize
+import winetools
+print("humanize says", humanize.intcomma(1234567), "and winetools", winetools.VERSION, flush=True)
+'''
+INFERENCE = '''
+import json, os
+import humanize, joblib
+from winetools import label_of
+
+def model_fn(model_dir):
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+def output_fn(prediction, accept):
+    return json.dumps({"labels": [label_of(p) for p in prediction.tolist()],
+                       "count": humanize.apnumber(len(prediction))}), "application/json"
+'''
+WINETOOLS = 'VERSION = "0.1"\n\ndef label_of(index):\n    return f"class_{int(index)}"\n'
+
+
+@pytest.fixture(scope="session")
+def xgboost_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("xgb") / "cancer"
+    shutil.copytree(REPO / "examples" / "xgboost", root, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    subprocess.run([sys.executable, str(root / "prepare_data.py"), "--out", str(root / "data")], check=True,
+                   capture_output=True)
+    return root
+
+
+def _logs(project: Path, build: int) -> str:
+    out = subprocess.run([str(Path(sys.executable).parent / "sagebuild"), "--project", str(project), "logs",
+                          str(build)], capture_output=True, text=True, timeout=60)
+    return out.stdout
+
+
+def _train_seconds(build: dict) -> float:
+    step = next(s for s in build["steps"] if s["name"] == "Train")
+    return step["ended_at"] - step["started_at"]
+
+
+def test_xgboost_script_with_only_model_fn_trains_passes_its_gate_and_answers_csv_and_json(xgboost_template, tmp_path):
+    project = tmp_path / "cancer"
+    shutil.copytree(xgboost_template, project)
+    engine = EngineProcess(project).start()
+    try:
+        build = engine.wait_build(engine.start_build("first xgboost")["number"])
+        assert build["status"] == "SUCCEEDED", build
+        assert build["metrics"]["validation:auc"] >= 0.95
+        assert "xgboost 3.2-0" in _logs(project, 1)
+        url = engine.endpoint("cancer-xgboost")["url"]
+        status, body = invoke(url, CANCER_ROW + "\n" + BENIGN_ROW)
+        malignant, benign = json.loads(body)
+        assert status == 200 and malignant < 0.2 < 0.8 < benign  # 0 = malignant, 1 = benign
+        status, body = invoke(url, json.dumps({"instances": [[float(x) for x in BENIGN_ROW.split(",")]]}),
+                              "application/json")
+        assert status == 200 and json.loads(body)[0] == pytest.approx(benign, abs=1e-6)
+        libsvm = " ".join(f"{i}:{x}" for i, x in enumerate(CANCER_ROW.split(",")))
+        status, body = invoke(url, libsvm, "text/libsvm")
+        assert status == 200 and json.loads(body)[0] == pytest.approx(malignant, abs=1e-6)
+        status, body = invoke(url, "a=1", "application/x-www-form-urlencoded")
+        assert status == 415 and "text/csv, text/libsvm or application/json" in json.loads(body)["error"]
+    finally:
+        engine.stop()
+
+
+def test_requirements_and_own_package_reach_training_and_serving_env_reused_then_rebuilt(project):
+    model = project / "model"
+    (model / "requirements.txt").write_text("humanize==4.17.0\n")
+    (model / "winetools").mkdir()
+    (model / "winetools" / "__init__.py").write_text(WINETOOLS)
+    (model / "train.py").write_text((model / "train.py").read_text().replace("import joblib", TRAIN_EXTRA
+                                                                           + "import joblib", 1))
+    (model / "inference.py").write_text(INFERENCE)
+    engine = EngineProcess(project).start()
+    try:
+        first = engine.wait_build(engine.start_build("with requirements")["number"])
+        assert first["status"] == "SUCCEEDED", first
+        log = _logs(project, 1)
+        assert "humanize says 1,234,567 and winetools 0.1" in log
+        assert "building environment" in log and "+ humanize==4.17.0" in log
+        status, body = invoke(engine.endpoint()["url"])
+        assert status == 200 and json.loads(body) == {"labels": ["class_0"], "count": "one"}
+        assert importlib.util.find_spec("humanize") is None  # SageBuild's own environment is untouched
+
+        second = engine.wait_build(engine.start_build("same requirements")["number"])
+        assert second["status"] == "SUCCEEDED", second
+        log2 = _logs(project, 2)
+        key = log.split("building environment ")[1].split()[0]
+        assert f"reusing environment {key}" in log2 and "uv pip install" not in log2
+        print(f"Train step: first build {_train_seconds(first):.2f} s, second (reused) {_train_seconds(second):.2f} s")
+
+        (model / "requirements.txt").write_text("humanize==4.17.0\ninflection==0.5.1\n")
+        third = engine.wait_build(engine.start_build("one more requirement")["number"])
+        assert third["status"] == "SUCCEEDED", third
+        log3 = _logs(project, 3)
+        assert "building environment" in log3 and key not in log3 and "+ inflection==0.5.1" in log3
+        assert (Path(os.environ["SAGEBUILD_ENV_DIR"]) / key).is_dir()  # the old one stays cached
+    finally:
+        engine.stop()
+
+
+def test_a_bad_requirement_fails_the_build_at_train_with_uvs_message(project):
+    (project / "model" / "requirements.txt").write_text("sagebuild-no-such-package-xyz==1.0\n")
+    engine = EngineProcess(project).start()
+    try:
+        build = engine.wait_build(engine.start_build("bad requirement")["number"])
+        assert build["status"] == "FAILED" and build["failed_step"] == "Train"
+        assert build["failure_reason"].startswith("installing the environment failed: error: No solution found")
+        assert "sagebuild-no-such-package-xyz" in build["failure_reason"]
+        assert "live" not in build or build.get("endpoint_config") is None
+    finally:
+        engine.stop()
+
+
+CUSTOM_TRAIN = '''
+import json, os, sys
+import humanize
+try:
+    import sklearn
+    print("sklearn is here", flush=True)
+except ImportError:
+    print("no sklearn: only requirements.txt", flush=True)
+threshold = float(json.loads(os.environ["SM_HPS"]).get("threshold", 0.5))
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.json"), "w") as fh:
+    json.dump({"threshold": threshold}, fh)
+print("score: 0.9", humanize.intcomma(1000))
+'''
+CUSTOM_SERVE = '''
+import json, os
+
+class Model:
+    def __init__(self, threshold):
+        self.threshold = threshold
+    def predict(self, rows):
+        return [1 if sum(row) > self.threshold else 0 for row in rows]
+
+def model_fn(model_dir):
+    with open(os.path.join(model_dir, "model.json")) as fh:
+        return Model(json.load(fh)["threshold"])
+'''
+
+
+def test_custom_framework_runs_in_an_environment_of_only_its_requirements(tmp_path):
+    project = tmp_path / "custom"
+    (project / "code").mkdir(parents=True)
+    (project / "code" / "train.py").write_text(CUSTOM_TRAIN)
+    (project / "code" / "serve.py").write_text(CUSTOM_SERVE)
+    (project / "code" / "requirements.txt").write_text("humanize==4.17.0\n")
+    (project / "sagebuild.json").write_text(json.dumps({
+        "pipeline": "custom-model",
+        "training": {"framework": "custom", "source_dir": "code", "entry_point": "train.py",
+                     "hyperparameters": {"threshold": 1.5},
+                     "metric_definitions": [{"Name": "score", "Regex": "score: ([0-9.]+)"}]},
+        "gate": {"metric": "score", "minimum": 0.5},
+        "deploy": {"entry_point": "serve.py", "sample_payload": "1,1"}}))
+    engine = EngineProcess(project).start()
+    try:
+        build = engine.wait_build(engine.start_build("custom")["number"])
+        assert build["status"] == "SUCCEEDED", build
+        assert "no sklearn: only requirements.txt" in _logs(project, 1)
+        url = engine.endpoint("custom-model")["url"]
+        status, body = invoke(url, "1,1\n0.5,0.5")
+        assert status == 200 and json.loads(body) == [1, 0]
+        status, body = invoke(url, "[[2, 2]]", "application/json")
+        assert status == 200 and json.loads(body) == [1]
+    finally:
+        engine.stop()
+
+
+def test_an_unknown_framework_or_version_is_refused_before_any_step(project, engine):
+    edit_config(project, training={"framework": "xgboost", "framework_version": "0.1"})
+    out = cli(project, "start", "--reason", "old xgboost")
+    assert out.returncode == 2
+    assert "'training.framework_version' '0.1' is not supported for xgboost: use one of 1.7-1, 3.0-5, 3.2-0" \
+        in out.stderr
+    edit_config(project, training={"framework": "lightgbm", "framework_version": None})
+    out = cli(project, "start")
+    assert out.returncode == 2
+    assert "'training.framework' 'lightgbm' is not supported: use one of sklearn, xgboost, pytorch, tensorflow, " \
+        "custom" in out.stderr
+    assert engine.api("GET", "/v1/builds")["builds"] == []  # nothing started
