@@ -422,7 +422,8 @@ def cmd_aws_deploy(ctx: Context, args: argparse.Namespace) -> int:
         outputs = tool.deploy(args.stack, parse_params(args.param or []), variant=args.variant,
                               template=Path(args.template) if args.template else None,
                               project=None if args.no_code else ctx.project,
-                              write_config=not args.keep_config, upload_data=args.upload_data)
+                              write_config=not args.keep_config, upload_data=args.upload_data,
+                              framework_from=ctx.project)
     ctx.ui.say(f"stack {args.stack} in {tool.region}:")
     for key, value in sorted(outputs.items()):
         ctx.ui.say(f"  {key:<22} {value}")
