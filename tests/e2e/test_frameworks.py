@@ -93,6 +93,77 @@ def test_xgboost_script_with_only_model_fn_trains_passes_its_gate_and_answers_cs
         engine.stop()
 
 
+# In the style of SageMaker's published XGBoost script-mode examples: the container's own libraries
+# read LIBSVM channels and (on several hosts) run rabit; the Booster is pickled; only model_fn serves.
+CONTAINER_STYLE = '''
+import argparse, json, os, pickle
+import xgboost as xgb
+from sagemaker_containers import entry_point
+from sagemaker_xgboost_container import distributed
+from sagemaker_xgboost_container.data_utils import get_dmatrix
+
+
+def _train(params, dtrain, evals, num_boost_round, model_dir, is_master):
+    booster = xgb.train(params=params, dtrain=dtrain, evals=evals, num_boost_round=num_boost_round)
+    if is_master:
+        pickle.dump(booster, open(os.path.join(model_dir, "xgboost-model"), "wb"))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--max_depth", type=int)
+    parser.add_argument("--eta", type=float)
+    parser.add_argument("--objective", type=str)
+    parser.add_argument("--num_round", type=int)
+    parser.add_argument("--model_dir", type=str, default=os.environ.get("SM_MODEL_DIR"))
+    parser.add_argument("--train", type=str, default=os.environ.get("SM_CHANNEL_TRAIN"))
+    parser.add_argument("--validation", type=str, default=os.environ.get("SM_CHANNEL_VALIDATION"))
+    parser.add_argument("--sm_hosts", type=str, default=os.environ.get("SM_HOSTS"))
+    parser.add_argument("--sm_current_host", type=str, default=os.environ.get("SM_CURRENT_HOST"))
+    args, _ = parser.parse_known_args()
+    dtrain, dval = get_dmatrix(args.train, "libsvm"), get_dmatrix(args.validation, "libsvm")
+    params = {"max_depth": args.max_depth, "eta": args.eta, "objective": args.objective, "eval_metric": "auc",
+              "nthread": 1}
+    train_args = dict(params=params, dtrain=dtrain, evals=[(dtrain, "train"), (dval, "validation")],
+                      num_boost_round=args.num_round, model_dir=args.model_dir)
+    hosts = json.loads(args.sm_hosts)
+    if len(hosts) > 1:
+        entry_point._wait_hostname_resolution()
+        distributed.rabit_run(exec_fun=_train, args=train_args, include_in_training=dtrain is not None,
+                              hosts=hosts, current_host=args.sm_current_host, update_rabit_args=True)
+    else:
+        _train(is_master=True, **train_args)
+
+
+def model_fn(model_dir):
+    return pickle.load(open(os.path.join(model_dir, "xgboost-model"), "rb"))
+'''
+
+
+def test_a_script_for_the_xgboost_container_using_its_libraries_trains_and_serves_unchanged(xgboost_template,
+                                                                                              tmp_path):
+    project = tmp_path / "cancer"
+    shutil.copytree(xgboost_template, project)
+    (project / "model" / "train.py").write_text(CONTAINER_STYLE)
+    for channel in ("train", "validation"):
+        rows = (project / "data" / channel / f"{channel}.csv").read_text().splitlines()
+        (project / "data" / channel / f"{channel}.csv").unlink()
+        (project / "data" / channel / f"{channel}.libsvm").write_text("".join(
+            row.split(",")[0] + " " + " ".join(f"{i}:{v}" for i, v in enumerate(row.split(",")[1:])) + "\n"
+            for row in rows))
+    edit_config(project, training={"metric_definitions": [
+        {"Name": "validation:auc", "Regex": "validation-auc:([0-9.]+)"}]})
+    engine = EngineProcess(project).start()
+    try:
+        build = engine.wait_build(engine.start_build("container style")["number"])
+        assert build["status"] == "SUCCEEDED", build
+        assert build["metrics"]["validation:auc"] >= 0.95
+        status, body = invoke(engine.endpoint("cancer-xgboost")["url"], CANCER_ROW)
+        assert status == 200 and json.loads(body)[0] < 0.2
+    finally:
+        engine.stop()
+
+
 def test_requirements_and_own_package_reach_training_and_serving_env_reused_then_rebuilt(project):
     model = project / "model"
     (model / "requirements.txt").write_text("humanize==4.17.0\n")

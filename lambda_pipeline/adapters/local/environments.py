@@ -43,6 +43,7 @@ __all__ = ["EnvironmentFailed", "LocalEnvironments", "ProjectEnvironment", "defa
 _FORMAT = 1  # bump when the layout of an environment changes: old ones are simply not reused
 _READY = "sagebuild-env.json"
 _LAYER_PTH = "_sagebuild_base.pth"
+_CONTAINER_LIBS = str(Path(__file__).resolve().parent / "container_libs")
 
 
 class EnvironmentFailed(SageBuildError):
@@ -61,16 +62,23 @@ class ProjectEnvironment:
     path: Path
     key: str
     layered: bool
+    framework: str = "sklearn"
 
     @property
     def python(self) -> str:
         return str(self.path / "bin" / "python")
 
     @property
+    def library_path(self) -> str:
+        """What the framework's container adds to a script's imports (its own libraries), or ''."""
+        return _CONTAINER_LIBS if self.framework == "xgboost" else ""
+
+    @property
     def server_path(self) -> str:
-        """Holds only ``lambda_pipeline`` (a link): the model server imports it without the rest of
-        SageBuild's site-packages leaking into an isolated environment."""
-        return str(self.path / "sagebuild-server")
+        """The model server's import path: a folder holding only ``lambda_pipeline`` (a link), so
+        the rest of SageBuild's site-packages does not leak into an isolated environment, and the
+        container's libraries."""
+        return os.pathsep.join(filter(None, [str(self.path / "sagebuild-server"), self.library_path]))
 
 
 def _base_site() -> str:
@@ -157,7 +165,7 @@ class LocalEnvironments:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if (path / _READY).is_file():
                 log(f"sagebuild-env: reusing environment {key} ({what}, {n_reqs} requirement(s)) at {path}")
-                return ProjectEnvironment(path, key, self._layered(choice))
+                return ProjectEnvironment(path, key, self._layered(choice), choice.framework)
             log(f"sagebuild-env: building environment {key} ({what}, {n_reqs} requirement(s)) at {path}")
             if path.exists():
                 shutil.rmtree(path)  # an earlier build died half-way
@@ -205,7 +213,7 @@ class LocalEnvironments:
         (path / _READY).write_text(json.dumps({"key": key, "framework": choice.framework, "version": choice.version,
                                                "packages": list(choice.packages), "requirements": requirements,
                                                "layered": layered, "created_at": time.time()}, indent=2))
-        return ProjectEnvironment(path, key, layered)
+        return ProjectEnvironment(path, key, layered, choice.framework)
 
     def _install_over_base(self, run: "_Runner", python: str, req_file: Path, tmp: Path,
                            log: Callable[[str], None]) -> None:

@@ -20,7 +20,6 @@ __all__ = ["UnsupportedMediaType", "defaults_for", "xgboost_model_fn", "xgboost_
 _XGB_MODEL = "xgboost-model"  # the name SageMaker's XGBoost container saves and loads
 _CSV = "text/csv"
 _JSON = "application/json"
-_LIBSVM = ("text/libsvm", "text/x-libsvm")
 
 
 class UnsupportedMediaType(ValueError):
@@ -44,63 +43,24 @@ def xgboost_model_fn(model_dir: str) -> Any:
         raise FileNotFoundError(f"no {_XGB_MODEL!r} in {model_dir} (found {files or 'nothing'}); save the model "
                                 f"there with Booster.save_model, or define model_fn to load it")
     path = os.path.join(model_dir, name)
-    booster = xgb.Booster()
-    try:
+    with open(path, "rb") as fh:
+        pickled = fh.read(1) == b"\x80"  # pickle protocol 2 and later; the container tries both too
+    if not pickled:
+        booster = xgb.Booster()
         booster.load_model(path)
         return booster
-    except xgb.core.XGBoostError:
-        pass
     with open(path, "rb") as fh:
         model = pickle.load(fh)  # noqa: S301 - the model the user's own training job wrote
     return model.get_booster() if hasattr(model, "get_booster") else model
 
 
-def _libsvm_matrix(text: str) -> Any:
-    import numpy as np
-    from scipy.sparse import csr_matrix
-    data, indices, indptr, width = [], [], [0], 0
-    for line in text.splitlines():
-        tokens = line.split("#")[0].split()
-        if not tokens:
-            continue
-        if ":" not in tokens[0]:
-            tokens = tokens[1:]  # a label comes first in training files; ignore it here
-        for token in tokens:
-            index, _, value = token.partition(":")
-            indices.append(int(index))
-            data.append(float(value))
-            width = max(width, int(index) + 1)
-        indptr.append(len(data))
-    return csr_matrix((np.array(data), np.array(indices), np.array(indptr)), shape=(len(indptr) - 1, width))
-
-
-def _json_rows(body: bytes) -> Any:
-    import numpy as np
-    data = json.loads(body.decode("utf-8"))
-    if isinstance(data, dict):
-        data = data.get("instances", data.get("features"))
-        if data is None:
-            raise ValueError('a JSON body is a list of rows, or {"instances": [...]}')
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        data = [row.get("features") for row in data]
-    array = np.array(data, dtype=float)
-    return array.reshape(1, -1) if array.ndim == 1 else array
-
-
 def xgboost_input_fn(body: bytes, content_type: str) -> Any:
-    """CSV rows (no label), LIBSVM lines, or JSON rows to a ``DMatrix``."""
-    import numpy as np
-    import xgboost as xgb
-    ctype = _media(content_type)
-    if ctype == _CSV:
-        rows = [line for line in body.decode("utf-8").splitlines() if line.strip()]
-        return xgb.DMatrix(np.array([[float(x) if x.strip() else np.nan for x in line.split(",")] for line in rows]))
-    if ctype in _LIBSVM:
-        return xgb.DMatrix(_libsvm_matrix(body.decode("utf-8")))
-    if ctype == _JSON:
-        return xgb.DMatrix(_json_rows(body))
-    raise UnsupportedMediaType(f"content type {content_type!r} is not supported by the XGBoost defaults: use "
-                               "text/csv, text/libsvm or application/json (or define input_fn)")
+    """CSV rows (no label), LIBSVM lines, or JSON rows to a ``DMatrix`` (the container's encoder)."""
+    from .container_libs.sagemaker_xgboost_container import encoder
+    if _media(content_type) not in encoder.SUPPORTED:
+        raise UnsupportedMediaType(f"content type {content_type!r} is not supported by the XGBoost defaults: use "
+                                   "text/csv, text/libsvm or application/json (or define input_fn)")
+    return encoder.decode(body, content_type)
 
 
 def xgboost_predict_fn(data: Any, model: Any) -> Any:

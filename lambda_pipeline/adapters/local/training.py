@@ -217,6 +217,9 @@ class LocalTrainingPlatform:
                 reason = str(exc) if isinstance(exc, SageBuildError) else f"{type(exc).__name__}: {exc}"
                 self._finish(name, "Failed", "Failed", reason[:1024])
             return
+        if environment.library_path:  # after the code folder: the script's own modules come first
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(work / "code"), environment.library_path,
+                                                              os.environ.get("PYTHONPATH")]))
         (work / _ENVIRONMENT).write_text(json.dumps({"framework": choice.framework, "version": choice.version,
                                                      "requirements": requirements, "key": environment.key}))
         with run.start_lock:
