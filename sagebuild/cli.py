@@ -196,10 +196,10 @@ def watch(builds: Any, build_id: str, ui: UI, poll: float = 0.2, details: bool =
     with ``environment``, how the local training environment is being prepared."""
     seen: dict[str, str] = {}
     build = builds.get(build_id)
-    log_offset = 0
+    env_log: list[Any] = [0, not environment]  # offset read up to, whether the environment is ready
     while True:
-        if environment and build.current_step == "Train" and build.training_job:
-            log_offset = _show_environment_progress(builds, build_id, log_offset, ui)
+        if not env_log[1] and build.training_job:
+            _show_environment_progress(builds, build_id, env_log, ui, final=build.done)
         for step in build.steps:
             state = "done" if step.ended_at else "running"
             if seen.get(step.name) != state:
@@ -223,18 +223,21 @@ def watch(builds: Any, build_id: str, ui: UI, poll: float = 0.2, details: bool =
     return build
 
 
-def _show_environment_progress(builds: Any, build_id: str, offset: int, ui: UI) -> int:
-    """While Train runs, the ``sagebuild-env:`` lines of its log (building or reusing the project's
-    environment); returns the log offset read up to."""
+def _show_environment_progress(builds: Any, build_id: str, state: list[Any], ui: UI, final: bool) -> None:
+    """The ``sagebuild-env:`` lines at the start of the training log (the project's environment
+    being made or reused), until it is ready or the build ended; ``state`` is [offset, done]."""
     try:
-        chunk = builds.logs(build_id, offset)
+        chunk = builds.logs(build_id, state[0])
     except Exception:  # the log is a nicety here: the build's steps still show
-        return offset
+        return
     text = chunk.text[: chunk.text.rfind("\n") + 1]
     for line in text.splitlines():
         if line.startswith("sagebuild-env: ") and not line.startswith("sagebuild-env: $ "):
             ui.say("  " + " " * 12 + line[len("sagebuild-env: "):])
-    return offset + len(text.encode())
+            if line.startswith(("sagebuild-env: reusing", "sagebuild-env: environment ")):
+                state[1] = True
+    state[0] += len(text.encode())
+    state[1] = state[1] or final
 
 
 def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:

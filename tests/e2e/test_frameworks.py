@@ -204,11 +204,15 @@ def test_a_bad_requirement_fails_the_build_at_train_with_uvs_message(project):
     (project / "model" / "requirements.txt").write_text("sagebuild-no-such-package-xyz==1.0\n")
     engine = EngineProcess(project).start()
     try:
-        build = engine.wait_build(engine.start_build("bad requirement")["number"])
+        out = cli(project, "start", "--reason", "bad requirement", "--wait")
+        assert out.returncode == 1
+        assert "building environment" in out.stdout and "(sklearn 1.9-0, 1 requirement(s))" in out.stdout
+        build = engine.build(1)
         assert build["status"] == "FAILED" and build["failed_step"] == "Train"
         assert build["failure_reason"].startswith("installing the environment failed: error: No solution found")
         assert "sagebuild-no-such-package-xyz" in build["failure_reason"]
-        assert "live" not in build or build.get("endpoint_config") is None
+        assert build["failure_reason"] in out.stdout
+        assert build["endpoint_config"] is None
     finally:
         engine.stop()
 
