@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 __all__ = ["expand_template", "build_model", "render", "GrammarError", "GRAMMAR_DIR", "MODEL_DIR", "LOCALES"]
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover - read by mypy only
     from .adapters.local.config_store import FileConfigStore
     from .adapters.local.hosting import LocalHostingPlatform
     from .adapters.local.http_builds import HttpBuilds
+    from .adapters.local.ledger_builds import LedgerBuilds
     from .adapters.local.ledger import SqliteLedger
     from .adapters.local.notifier import ConfiguredNotifier
     from .adapters.local.source import ProjectSourceStore
@@ -52,5 +53,6 @@ if TYPE_CHECKING:  # pragma: no cover - read by mypy only
     def _executors(a: EngineExecutor, b: StepFunctionsExecutor) -> tuple[Executor, Executor]:
         return a, b
 
-    def _builds(a: EngineBuilds, b: StepFunctionsBuilds, c: HttpBuilds) -> tuple[Builds, Builds, Builds]:
-        return a, b, c
+    def _builds(a: EngineBuilds, b: StepFunctionsBuilds, c: HttpBuilds,
+                d: LedgerBuilds) -> tuple[Builds, Builds, Builds, Builds]:
+        return a, b, c, d

@@ -13,13 +13,12 @@ import time
 import urllib.parse
 from typing import Any
 
-from . import runtime
 from .launch_messages import LaunchRejected, launch_trigger, verify_signature
 from .ports import Ports
-from .steps.handlers import HANDLERS
+from .steps.handlers import STEPS, bind_handlers
 
 __all__ = ["ports_from_environment", "builds_from_environment", "launch", "webhook", "state_change",
-           "STACK_OUTPUT_ENV"] + sorted(HANDLERS)
+           "STACK_OUTPUT_ENV"] + sorted(STEPS)
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +144,8 @@ def _webhook_secret() -> str:
     """The HMAC secret, read from Secrets Manager once per container."""
     global _secret
     if _secret is None:
-        import boto3
-        _secret = boto3.client("secretsmanager").get_secret_value(
+        from .adapters.aws.boto import client
+        _secret = client("secretsmanager").get_secret_value(
             SecretId=os.environ["SAGEBUILD_WEBHOOK_SECRET"])["SecretString"]
     return _secret
 
@@ -191,20 +190,19 @@ def state_change(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     raise ValueError(f"not a state-change event: {json.dumps(event)[:300]}")
 
 
-def _entry(name: str) -> Any:
-    handler = HANDLERS[name]
+_bound: dict[str, Any] = {}
 
+
+def _entry(name: str) -> Any:
     def entry(event: dict[str, Any], context: Any) -> Any:
-        try:
-            runtime.ports()
-        except Exception:
-            runtime.install(ports_from_environment())
-        return handler(event, context)
+        if not _bound:  # cold start: this container's ports, bound once
+            _bound.update(bind_handlers(ports_from_environment()))
+        return _bound[name](event, context)
 
     entry.__name__ = name
     entry.__doc__ = f"Lambda entry of the {name} step."
     return entry
 
 
-for _name in HANDLERS:
+for _name in STEPS:
     globals()[_name] = _entry(_name)

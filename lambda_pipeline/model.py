@@ -24,8 +24,6 @@ TERMINAL = frozenset({BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.GAT
 
 # Logical steps of a build, in order. A Task state belongs to exactly one of them.
 STEPS = ("Initialize", "BuildImage", "Train", "Evaluate", "Register", "Deploy", "VerifyLive", "Notify")
-# Steps only a failing deployment takes.
-RECOVERY_STEPS = ("RollBack",)
 
 
 @dataclass

@@ -9,13 +9,16 @@ __all__ = ["summary", "text_body", "html_body", "subject"]
 _VERBS = {"build.started": "started", "build.succeeded": "succeeded", "build.failed": "failed",
           "build.gate_failed": "did not pass the gate", "build.stopped": "was stopped",
           "build.interrupted": "was interrupted", "model.rolled_back": "rolled back",
-          "schedule.missed": "missed scheduled runs"}
+          "model.rollback_failed": "could not roll back", "schedule.missed": "missed scheduled runs"}
 
 
 def summary(event: str, payload: dict[str, Any]) -> str:
     """One line: what happened to which build, and why if it failed."""
     if event == "model.rolled_back":
         return f"{payload.get('pipeline')}: rolled back from {payload.get('from_version')} to {payload.get('to_version')}"
+    if event == "model.rollback_failed":
+        return (f"{payload.get('pipeline')}: the rollback of {payload.get('endpoint')} from {payload.get('from')} "
+                f"to {payload.get('to')} failed: {payload.get('reason')}")
     if event == "schedule.missed":
         return f"{payload.get('pipeline')}: {len(payload.get('missed', []))} scheduled run(s) missed while the engine was down"
     line = f"{payload.get('pipeline')} build #{payload.get('build_number')} {_VERBS.get(event, event)}"

@@ -1,7 +1,8 @@
 """The ``sagebuild`` command line.
 
 Errors print as one line on stderr with a meaningful exit code: 0 success, 1 a failed build
-or an unreachable engine, 2 bad usage, bad config or not found, 130 interrupted. ``--debug``
+or an unreachable engine, 2 bad usage, bad config or not found, 130 interrupted, 141 a closed
+output pipe (quietly). ``--debug``
 shows the traceback.
 """
 from __future__ import annotations
@@ -9,87 +10,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable
 
 from lambda_pipeline.adapters.local.config_store import CONFIG_FILE
-from lambda_pipeline.adapters.local.http_builds import HttpBuilds
-from lambda_pipeline.adapters.local.ledger_builds import LedgerBuilds
-from lambda_pipeline.errors import (ConfigError, EngineNotRunning, InvocationError, NotFound,
-                                    SageBuildError)
-from lambda_pipeline.model import Build, BuildStatus
+from lambda_pipeline.errors import ConfigError, EngineNotRunning, InvocationError, NotFound, SageBuildError
+from lambda_pipeline.model import BuildStatus
 
-from . import present
+from . import present, signals
+from .context import UI, Context, engine_url
+from .demo import run_demo
+from .invocation import invoke_endpoint
+from .notify_test import add_notify_test_command
 from .project import copy_example, write_scaffold
+from .voice import add_voice_commands
+from .watch import watch
 
-__all__ = ["main", "UI", "Context", "engine_url"]
+__all__ = ["main", "UI", "Context", "engine_url", "watch"]
 
-
-
-class UI:
-    """Where the CLI writes; tests swap the streams."""
-
-    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
-        self.out, self.err = out, err
-
-    def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
-
-    def warn(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
-
-    @property
-    def interactive(self) -> bool:
-        return hasattr(self.out, "isatty") and self.out.isatty()
-
-    def confirm(self, question: str) -> bool:
-        """Ask on a terminal; without one (scripts, CI) the answer is no: pass --yes there."""
-        if not (self.interactive and sys.stdin.isatty()):
-            self.warn(f"{question} Not on a terminal, so not confirmed: pass --yes.")
-            return False
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-
-
-class Context:
-    """What every command gets: the project, the UI, and the Builds port for that project."""
-
-    def __init__(self, project: Path, ui: UI, debug: bool = False, stack: str | None = None,
-                 region: str | None = None) -> None:
-        self.project, self.ui, self.debug = project, ui, debug
-        self.stack, self.region = stack, region
-        self._stack_builds: Any = None
-
-    def builds(self, need_engine: bool = False) -> Any:
-        """The Builds port: the deployed stack's with --stack, else the local engine's (or its ledger)."""
-        if self.stack:
-            if self._stack_builds is None:
-                from infrastructure.aws.stacks import aws_errors
-                from lambda_pipeline.adapters.aws.stack import open_stack
-                with aws_errors():
-                    self._stack_builds = open_stack(self.stack, self.region)[0]
-            return self._stack_builds
-        running = HttpBuilds.of_project(self.project)
-        if running is not None:
-            return running
-        if need_engine:
-            raise EngineNotRunning(f"the engine is not running for {self.project}: "
-                                   "start it with `sagebuild up` (in another terminal)")
-        ledger = self.project / ".sagebuild" / "ledger.db"
-        if not ledger.exists():
-            raise NotFound(f"no builds in {self.project} yet: run `sagebuild up`, then `sagebuild start`")
-        return LedgerBuilds(str(ledger), str(self.project / ".sagebuild" / "jobs"))
-
-
-def engine_url(project: Path) -> str | None:
-    """The API URL of the engine running for ``project``, or None if none is alive."""
-    builds = HttpBuilds.of_project(project)
-    return builds.url if builds is not None else None
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -128,7 +68,7 @@ def cmd_trigger(ctx: Context, args: argparse.Namespace) -> int:
         ctx.ui.say(f"commit on {commit['branch']}, not {branch}: no build")
         return 0
     reason, details = commit_trigger(commit)
-    running = HttpBuilds.of_project(ctx.project)
+    running = ctx.running()
     if running is None:
         raise EngineNotRunning(f"the engine is not running for {ctx.project}; this commit starts no build "
                                "(`up` will see it if triggers.git.repo is set)")
@@ -142,9 +82,7 @@ def cmd_up(ctx: Context, args: argparse.Namespace) -> int:
 
     if not (ctx.project / CONFIG_FILE).exists():
         raise ConfigError(f"no {CONFIG_FILE} in {ctx.project}: run `sagebuild init` first (or pass --project)")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = signals.stop_on_signals()
     service = LocalService(str(ctx.project), api_port=args.port, notify=ctx.ui.say)
     try:
         info = service.start()
@@ -157,7 +95,7 @@ def cmd_up(ctx: Context, args: argparse.Namespace) -> int:
         for name in info["endpoints"]:
             ctx.ui.say(f"  endpoint {name} is being restored")
         ctx.ui.say("Ready. Ctrl-C stops the engine, its builds and its endpoints.")
-        stop.wait()
+        signals.wait(stop)
         ctx.ui.say("Stopping…")
     finally:
         service.close()
@@ -188,56 +126,6 @@ def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     final = watch(builds, build.id, ctx.ui, poll=5.0 if ctx.stack else 0.2, environment=not ctx.stack)
     return 0 if final.status == BuildStatus.SUCCEEDED else 1
-
-
-def watch(builds: Any, build_id: str, ui: UI, poll: float = 0.2, details: bool = True,
-          environment: bool = True) -> Build:
-    """Show a build's progress until it ends: a line per step (a live line on a terminal) and,
-    with ``environment``, how the local training environment is being prepared."""
-    seen: dict[str, str] = {}
-    build = builds.get(build_id)
-    env_log: list[Any] = [0, not environment]  # offset read up to, whether the environment is ready
-    while True:
-        if not env_log[1] and build.training_job:
-            _show_environment_progress(builds, build_id, env_log, ui, final=build.done)
-        for step in build.steps:
-            state = "done" if step.ended_at else "running"
-            if seen.get(step.name) != state:
-                seen[step.name] = state
-                if ui.interactive and state == "running":
-                    continue
-                ui.say(f"  {step.name:<11} {'started' if state == 'running' else 'finished in ' + present.seconds(step.duration)}"
-                       + (f"  ({step.detail})" if step.detail and state == 'done' else ""))
-        if build.done:
-            break
-        if ui.interactive:
-            current = build.current_step or build.status.lower()
-            ui.out.write(f"\r  … {current} ({present.seconds(build.duration or 0)})   \r")
-            ui.out.flush()
-        time.sleep(poll)
-        build = builds.get(build_id)
-    if ui.interactive:
-        ui.out.write("\r" + " " * 60 + "\r")
-    if details:
-        ui.say(present.build_details(build))
-    return build
-
-
-def _show_environment_progress(builds: Any, build_id: str, state: list[Any], ui: UI, final: bool) -> None:
-    """The ``sagebuild-env:`` lines at the start of the training log (the project's environment
-    being made or reused), until it is ready or the build ended; ``state`` is [offset, done]."""
-    try:
-        chunk = builds.logs(build_id, state[0])
-    except Exception:  # the log is a nicety here: the build's steps still show
-        return
-    text = chunk.text[: chunk.text.rfind("\n") + 1]
-    for line in text.splitlines():
-        if line.startswith("sagebuild-env: ") and not line.startswith("sagebuild-env: $ "):
-            ui.say("  " + " " * 12 + line[len("sagebuild-env: "):])
-            if line.startswith(("sagebuild-env: reusing", "sagebuild-env: environment ")):
-                state[1] = True
-    state[0] += len(text.encode())
-    state[1] = state[1] or final
 
 
 def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
@@ -300,27 +188,13 @@ def cmd_endpoints(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def invoke_endpoint(url: str, body: bytes, content_type: str, accept: str = "application/json",
-                    timeout: float = 30.0) -> tuple[int, bytes]:
-    """POST to an endpoint's /invocations; returns (status, body). Raises InvocationError on errors."""
-    request = urllib.request.Request(url.rstrip("/") + "/invocations", data=body, method="POST",
-                                     headers={"Content-Type": content_type, "Accept": accept})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        raise InvocationError(f"the endpoint answered HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}") from None
-    except urllib.error.URLError as exc:
-        raise InvocationError(f"cannot reach the endpoint at {url}: {exc.reason}") from None
-
-
 def cmd_invoke(ctx: Context, args: argparse.Namespace) -> int:
     endpoints = {e.name: e for e in ctx.builds(need_engine=True).endpoints()}
     if args.endpoint not in endpoints:
         known = ", ".join(sorted(endpoints)) or "none yet"
         raise NotFound(f"no endpoint {args.endpoint!r} (endpoints: {known})")
     endpoint = endpoints[args.endpoint]
-    if (not endpoint.url and not ctx.stack) or endpoint.status not in ("InService", "Updating"):
+    if endpoint.status not in ("InService", "Updating"):
         raise InvocationError(f"endpoint {args.endpoint} is {endpoint.status}, not InService")
     if args.file:
         try:
@@ -331,12 +205,7 @@ def cmd_invoke(ctx: Context, args: argparse.Namespace) -> int:
         body = args.data.encode()
     stripped = body.lstrip()
     content_type = args.content_type or ("application/json" if stripped[:1] in (b"[", b"{") else "text/csv")
-    if ctx.stack or not endpoint.url:  # through the build service: SageMaker's InvokeEndpoint on AWS
-        status, answer = ctx.builds().invoke(args.endpoint, body, content_type, args.accept)
-        if status >= 300 or status == 0:
-            raise InvocationError(f"the endpoint answered HTTP {status}: {answer.decode(errors='replace')[:300]}")
-    else:
-        _, answer = invoke_endpoint(endpoint.url, body, content_type, args.accept)
+    answer = invoke_endpoint(ctx.builds(need_engine=True), args.endpoint, body, content_type, args.accept)
     ctx.ui.say(answer.decode(errors="replace").rstrip())
     return 0
 
@@ -459,7 +328,6 @@ def cmd_timeline(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
-    from .demo import run_demo
     return run_demo(Path(args.dir).resolve(), ctx.ui)
 
 
@@ -580,9 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
                     cmd_aws_skill_package)
     k.add_argument("--out", default="skill-package-aws", help="folder to write (default: ./skill-package-aws)")
 
-    from .voice import add_voice_commands
     add_voice_commands(sub)
-    from .notify_test import add_notify_test_command
     add_notify_test_command(sub)
 
     p = sub.add_parser("demo", help="build, deploy and call the sample model end to end")
@@ -591,7 +457,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE, what a shell tool killed by a closed pipe exits with
+
+
 def main(argv: list[str] | None = None, ui: UI | None = None) -> int:
+    """Run one command. A reader that closes the pipe early (``sagebuild list | head -1``) ends it
+    quietly with 141, as for shell tools, instead of a traceback."""
+    try:
+        try:
+            return _run(argv, ui)
+        finally:
+            if ui is None:
+                sys.stdout.flush()  # inside the try: a closed pipe raises here, not at interpreter exit
+    except BrokenPipeError:
+        if ui is None:
+            _drop_stdout()
+        return SIGPIPE_EXIT
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _run(argv: list[str] | None, ui: UI | None) -> int:
     ui = ui or UI()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -601,7 +494,8 @@ def main(argv: list[str] | None = None, ui: UI | None = None) -> int:
     ctx = Context(Path(args.project).resolve(), ui, args.debug, stack=args.stack,
                   region=getattr(args, "stack_region", None))
     try:
-        return args.func(ctx, args)
+        code: int = args.func(ctx, args)
+        return code
     except SageBuildError as exc:
         if args.debug:
             raise

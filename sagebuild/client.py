@@ -14,8 +14,6 @@ import os
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +25,7 @@ from lambda_pipeline.errors import (AlreadyRunning, BuildNotFound, ConfigError, 
 from lambda_pipeline.model import STEPS, Build
 from lambda_pipeline.ports import Builds
 
+from .invocation import invoke_endpoint
 from .results import BuildList, BuildResult, ConfigDiff, Deployment
 
 __all__ = ["SageBuild", "ConfigAccess", "VOICE_EQUIVALENTS", "SageBuildError", "NotFound", "BuildNotFound",
@@ -36,12 +35,12 @@ __all__ = ["SageBuild", "ConfigAccess", "VOICE_EQUIVALENTS", "SageBuildError", "
 # What the skill can do, and the client method that does the same (a test keeps them in step).
 VOICE_EQUIVALENTS = {"BuildStatusIntent": "status", "StartBuildIntent": "start", "StopBuildIntent": "stop",
                      "BuildDetailsIntent": "status", "LiveModelIntent": "deployed", "ListBuildsIntent": "builds",
-                     "RollbackIntent": "rollback"}
+                     "RollbackIntent": "rollback",
+                     # "tell me when it's done": a notebook waits for the end, with progress
+                     "NotifyMeIntent": "wait"}
 
 _embedded: dict[Path, Any] = {}
 _embedded_lock = threading.Lock()
-
-BuildRef = "int | str | BuildResult | None"
 
 
 def _ref(build: Any) -> int | str | None:
@@ -128,13 +127,13 @@ class SageBuild:
     """The SageBuild client. Get one with :meth:`local` (or, with the AWS stack, :meth:`from_stack`)."""
 
     def __init__(self, builds: Builds, config: ConfigAccess | None, project: Path | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 invoker: Callable[[str, bytes, str], tuple[int, bytes]] | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, stack: str | None = None,
+                 region: str | None = None) -> None:
         self._builds = builds
         self._config = config
         self.project = project
+        self.stack, self.region = stack, region  # set by from_stack
         self._sleep = sleep
-        self._invoker = invoker  # on AWS: SageMaker's InvokeEndpoint; locally: HTTP to the endpoint's URL
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -175,7 +174,8 @@ class SageBuild:
 
         builds, _ = open_stack(name, region, session)
         # The config store is the stack's SSM parameter (SsmConfigStore): read, validated, written.
-        return cls(builds, ConfigAccess(builds.ports.config, builds), invoker=builds.ports.hosting.invoke_endpoint)
+        return cls(builds, ConfigAccess(builds.ports.config, builds), stack=name,
+                   region=region or getattr(session, "region_name", None))
 
     # -- what the voice can do ------------------------------------------------------------
     def start(self, reason: str = "started from a notebook", hyperparameters: dict[str, Any] | None = None) -> BuildResult:
@@ -298,7 +298,7 @@ class SageBuild:
         """Call the live endpoint. A string is sent as CSV (or JSON if it looks like JSON); lists and
         dicts as JSON. Returns the decoded JSON answer (or text)."""
         live = self.deployed(endpoint)
-        if (not live.url and self._invoker is None) or live.status not in ("InService", "Updating"):
+        if live.status not in ("InService", "Updating"):
             raise InvocationError(f"endpoint {live.endpoint} is {live.status}, not InService")
         if isinstance(payload, (list, dict)):
             body, ctype = json.dumps(payload).encode(), "application/json"
@@ -307,20 +307,7 @@ class SageBuild:
             ctype = "application/json" if body.lstrip()[:1] in (b"[", b"{") else "text/csv"
         else:
             raise TypeError("payload is a CSV string, JSON text, or a list/dict")
-        if self._invoker is not None:
-            status, answer = self._invoker(live.endpoint, body, content_type or ctype)
-            if status >= 300:
-                raise InvocationError(f"the endpoint answered HTTP {status}: {answer.decode(errors='replace')[:300]}")
-            return _decoded(answer)
-        assert live.url is not None  # checked above: without an invoker there is a URL
-        request = urllib.request.Request(live.url + "/invocations", data=body, method="POST",
-                                         headers={"Content-Type": content_type or ctype, "Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
-                answer = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise InvocationError(f"the endpoint answered HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}") from None
-        return _decoded(answer)
+        return _decoded(invoke_endpoint(self._builds, live.endpoint, body, content_type or ctype, "application/json"))
 
     def timeline(self, build: Any = None, builds: int | None = None) -> Any:
         """A matplotlib chart of step durations: one build (a Gantt bar per step), or the last
@@ -342,8 +329,12 @@ class SageBuild:
             _close_embedded(self.project)
 
     def __repr__(self) -> str:
-        where = f"local project {self.project}" if self.project else "remote"
-        return f"<SageBuild {where}; SageBuild.local({str(self.project)!r})>"
+        if self.stack is not None:
+            region = f", region={self.region!r}" if self.region else ""
+            return f"<SageBuild stack {self.stack}; SageBuild.from_stack({self.stack!r}{region})>"
+        if self.project is not None:
+            return f"<SageBuild local project {self.project}; SageBuild.local({str(self.project)!r})>"
+        return f"<SageBuild over {type(self._builds).__name__}>"
 
 
 def _decoded(answer: bytes) -> Any:

@@ -8,8 +8,10 @@ from lambda_pipeline.adapters.local.config_store import CONFIG_FILE
 from lambda_pipeline.model import BuildStatus
 
 from . import present
-from .cli import UI, invoke_endpoint, watch
+from .context import UI
+from .invocation import invoke_endpoint
 from .project import copy_example
+from .watch import watch
 
 __all__ = ["run_demo"]
 
@@ -35,7 +37,7 @@ def run_demo(directory: Path, ui: UI, example: str = "wine") -> int:
         endpoint = next(e for e in service.builds.endpoints() if e.name == final.endpoint_name)
         payload = (final.config or {}).get("deploy", {}).get("sample_payload")
         if payload:
-            _, answer = invoke_endpoint(endpoint.url or "", payload.encode(), "text/csv")
+            answer = invoke_endpoint(service.builds, endpoint.name, payload.encode(), "text/csv")
             ui.say(f"Called {endpoint.name} at {endpoint.url}/invocations with a sample row:")
             ui.say(f"  {payload}")
             ui.say(f"  -> {answer.decode().strip()}")

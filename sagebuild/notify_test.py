@@ -11,12 +11,14 @@ from lambda_pipeline.adapters.local.notifier import alexa_sink
 from lambda_pipeline.alexa_events import DeliveryFailed
 from lambda_pipeline.errors import ConfigError
 
+from .context import Context
+
 __all__ = ["cmd_notify_test", "add_notify_test_command"]
 
 TEST_EVENT = "notify.test"
 
 
-def cmd_notify_test(ctx: Any, args: argparse.Namespace) -> int:
+def cmd_notify_test(ctx: Context, args: argparse.Namespace) -> int:
     """Exit 0 if Amazon accepted the event for every recipient, 1 if not, 2 on a config problem."""
     config = FileConfigStore(str(ctx.project)).load()
     sinks = [s for s in config["notifications"] if s.get("type") == args.kind]

@@ -2,18 +2,28 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from string import Template
 
 from lambda_pipeline.adapters.local.config_store import CONFIG_FILE
 from lambda_pipeline.errors import ConfigError, NotFound
 
-__all__ = ["write_scaffold", "copy_example", "EXAMPLES"]
+__all__ = ["write_scaffold", "copy_example", "example_names", "copy_tree"]
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+_SKIP_NAMES = {"__pycache__", "data", ".sagebuild"}  # made by running the example, not part of it
+
+
+def _examples() -> Traversable:
+    return files("examples")
+
+
+def example_names() -> list[str]:
+    """The shipped examples: the folders of the ``examples`` package that hold a ``sagebuild.json``."""
+    return sorted(p.name for p in _examples().iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file())
 
 
 def write_scaffold(target: Path, force: bool = False) -> Path:
@@ -22,24 +32,37 @@ def write_scaffold(target: Path, force: bool = False) -> Path:
     name = re.sub(r"[^a-z0-9-]+", "-", target.name.lower()).strip("-")[:40].strip("-") or "my-model"
     if len(name) < 2:
         name = f"{name}-model"
-    text = Template((Path(__file__).parent / "scaffold" / "sagebuild.json.tmpl").read_text())
+    text = Template((files("sagebuild") / "scaffold" / "sagebuild.json.tmpl").read_text(encoding="utf-8"))
     config.write_text(text.substitute(pipeline=name))
     return config
 
 
 def copy_example(name: str, target: Path, force: bool = False) -> Path:
     """Copy ``examples/<name>`` into ``target`` and prepare its data. Returns the config path."""
-    source = EXAMPLES / name
-    if not (source / CONFIG_FILE).exists():
-        choices = ", ".join(sorted(p.name for p in EXAMPLES.iterdir() if (p / CONFIG_FILE).exists()))
-        raise NotFound(f"no example {name!r}; examples: {choices}")
+    if name not in example_names():
+        raise NotFound(f"no example {name!r}; examples: {', '.join(example_names())}")
     config = _config_path(target, force)
-    shutil.copytree(source, target, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "data", ".sagebuild"))
+    copy_tree(_examples() / name, target)
     if (target / "prepare_data.py").exists():
         subprocess.run([sys.executable, str(target / "prepare_data.py"), "--out", str(target / "data")],
                        check=True, stdout=subprocess.DEVNULL)
     return config
+
+
+def copy_tree(source: Traversable, target: Path) -> None:
+    """Copy package data (a folder of a package, installed or in a checkout) into ``target``.
+
+    ``importlib.resources.as_file`` only takes folders from Python 3.12 on, so this walks them.
+    Generated folders (``data``, ``__pycache__``, ``.sagebuild``) are left out.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name in _SKIP_NAMES or item.name.endswith(".pyc"):
+            continue
+        if item.is_dir():
+            copy_tree(item, target / item.name)
+        else:
+            (target / item.name).write_bytes(item.read_bytes())
 
 
 def _config_path(target: Path, force: bool) -> Path:

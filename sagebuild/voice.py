@@ -4,15 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import signal
-import threading
 import time
 from typing import Any
 
 from lambda_pipeline.adapters.local.config_store import FileConfigStore
-from lambda_pipeline.adapters.local.http_builds import HttpBuilds
 from lambda_pipeline.config import LOCAL_USER_ID
 from lambda_pipeline.errors import ConfigError, EngineNotRunning
+
+from . import signals
+from .context import Context
 
 __all__ = ["cmd_say", "cmd_skill_serve", "add_voice_commands", "spoken_text"]
 
@@ -28,7 +28,7 @@ def spoken_text(response: dict[str, Any]) -> str:
     return text.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').strip()
 
 
-def _settings(ctx: Any) -> Any:
+def _settings(ctx: Context) -> Any:
     from skill.settings import SkillSettings
     try:
         return SkillSettings.from_config(FileConfigStore(str(ctx.project)).load())
@@ -38,7 +38,7 @@ def _settings(ctx: Any) -> Any:
         return SkillSettings()
 
 
-def cmd_say(ctx: Any, args: argparse.Namespace) -> int:
+def cmd_say(ctx: Context, args: argparse.Namespace) -> int:
     from skill.app import SkillApp
     from skill.envelopes import intent_request, launch_request
     from skill.nlu import Resolver
@@ -87,9 +87,9 @@ def cmd_say(ctx: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _memory(ctx: Any) -> Any:
+def _memory(ctx: Context) -> Any:
     """The skill's per-user memory (opt-ins, what each user heard): the running engine's, if any."""
-    running = HttpBuilds.of_project(ctx.project)
+    running = ctx.running()
     return running.state() if running is not None else None
 
 
@@ -103,20 +103,18 @@ def _load_session(path: Any, locale: str) -> dict[str, Any] | None:
     return data
 
 
-def cmd_skill_serve(ctx: Any, args: argparse.Namespace) -> int:
+def cmd_skill_serve(ctx: Context, args: argparse.Namespace) -> int:
     from skill.app import SkillApp
     from skill.verification import AlexaRequestVerifier
     from skill.webapp import SkillServer
 
-    running = HttpBuilds.of_project(ctx.project)
+    running = ctx.running()
     if running is None:
         raise EngineNotRunning(f"the engine is not running for {ctx.project}: start it with `sagebuild up` first")
     settings = _settings(ctx)
     verifier = None if args.no_verify else AlexaRequestVerifier()
     server = SkillServer(SkillApp(running, settings, running.state()), verifier, port=args.port)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = signals.stop_on_signals()
     server.start()
     ctx.ui.say(f"Alexa skill for {settings.pipeline or ctx.project.name} on {server.url}")
     ctx.ui.say(f"  skill id   {settings.skill_id}")
@@ -124,7 +122,7 @@ def cmd_skill_serve(ctx: Any, args: argparse.Namespace) -> int:
                                    else "NOT verified (--no-verify: local testing only)"))
     ctx.ui.say("Ctrl-C stops it.")
     try:
-        stop.wait()
+        signals.wait(stop)
     finally:
         server.stop()
     return 0

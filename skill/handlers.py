@@ -105,8 +105,10 @@ class _Base(AbstractRequestHandler):
             raise
 
     def live(self) -> EndpointInfo | None:
+        """The endpoint serving a model. One ``OutOfService`` serves nothing (on SageMaker, and
+        locally while no engine runs: the ledger still names its version)."""
         for endpoint in self.builds.endpoints():
-            if endpoint.model_version:
+            if endpoint.model_version and endpoint.status != "OutOfService":
                 return endpoint
         return None
 

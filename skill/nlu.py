@@ -38,8 +38,10 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
+
+import interaction_model
 
 __all__ = ["Resolver", "Resolution", "Candidate", "MODEL_DIR", "model_dir", "load_model", "parse_number",
            "THRESHOLD", "explain_lines"]
@@ -58,9 +60,9 @@ _UNKNOWN_DF = 0.5  # a feature no intent has counts as if half an intent had it:
 _NUM, _PIPE = "#", "@"  # placeholders for a number and a pipeline name
 
 
-def model_dir() -> Path:
-    """Where the interaction models are: the one place that knows (package data may move it)."""
-    return Path(__file__).resolve().parents[1] / "interaction_model" / "interactionModels" / "custom"
+def model_dir() -> Traversable:
+    """Where the interaction models are: package data of ``interaction_model`` (a wheel has them too)."""
+    return interaction_model.models_dir()
 
 
 MODEL_DIR = model_dir()
@@ -68,12 +70,8 @@ MODEL_DIR = model_dir()
 
 def load_model(locale: str) -> dict[str, Any]:
     """The ``languageModel`` of ``locale``'s interaction model; FileNotFoundError names the locales there are."""
-    directory = model_dir()
-    path = directory / f"{locale}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no interaction model for {locale}: have "
-                                + ", ".join(sorted(p.stem for p in directory.glob("*.json"))))
-    return json.loads(path.read_text(encoding="utf-8"))["interactionModel"]["languageModel"]
+    model: dict[str, Any] = json.loads(interaction_model.model_text(locale))["interactionModel"]["languageModel"]
+    return model
 
 
 BUILTIN_PHRASES: dict[str, dict[str, list[str]]] = {

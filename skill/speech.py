@@ -11,12 +11,12 @@ import json
 import re
 import string
 import time
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 __all__ = ["Speech", "SUPPORTED_LOCALES", "KEYS", "ssml_escape"]
 
-_DIR = Path(__file__).parent / "locales"
+_DIR = files("skill") / "locales"  # package data: the same from a wheel, a checkout or the Lambda zip
 SUPPORTED_LOCALES = ("en-US", "fr-FR", "ja-JP")
 _DEFAULT_LANG = "en"
 _MAX_DYNAMIC = 300  # a failure reason or a name is cut here: answers stay short
@@ -25,7 +25,7 @@ _MAX_DYNAMIC = 300  # a failure reason or a name is cut here: answers stay short
 @functools.lru_cache(maxsize=None)
 def _load(name: str) -> dict[str, str]:
     path = _DIR / f"{name}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 KEYS = tuple(sorted(_load(_DEFAULT_LANG)))

@@ -10,13 +10,14 @@ import hashlib
 import importlib.metadata as md
 import re
 import zipfile
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from lambda_pipeline.errors import ConfigError
 
 __all__ = ["build_lambda_zip", "RUNTIME_PACKAGES", "LAMBDA_PROVIDED"]
 
-ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_PACKAGES = ("lambda_pipeline", "skill")
 # What the skill imports at run time (ask-sdk-core and what it needs), by distribution name.
 LAMBDA_LIBRARIES = ("ask-sdk-core",)
@@ -47,11 +48,25 @@ def _closure(names: tuple[str, ...]) -> list[md.Distribution]:
     return sorted(seen.values(), key=lambda d: d.metadata["Name"].lower())
 
 
-def _add(archive: zipfile.ZipFile, path: Path, arcname: str) -> None:
+def _add(archive: zipfile.ZipFile, source: Path | Traversable, arcname: str) -> None:
     info = zipfile.ZipInfo(arcname, _FIXED_TIME)
     info.external_attr = 0o644 << 16
     info.compress_type = zipfile.ZIP_DEFLATED
-    archive.writestr(info, path.read_bytes())
+    archive.writestr(info, source.read_bytes())
+
+
+def _package_files(folder: Traversable, prefix: str) -> dict[str, Traversable]:
+    """Every file of an installed (or checked-out) package, by its name in the zip."""
+    out: dict[str, Traversable] = {}
+    for item in folder.iterdir():
+        name = f"{prefix}/{item.name}"
+        if _SKIP.search(name):
+            continue
+        if item.is_dir():
+            out.update(_package_files(item, name))
+        elif item.is_file():
+            out[name] = item
+    return out
 
 
 def build_lambda_zip(out: Path) -> tuple[Path, str, list[str]]:
@@ -61,11 +76,9 @@ def build_lambda_zip(out: Path) -> tuple[Path, str, list[str]]:
         ConfigError: a library ships compiled code with no pure-Python twin (it might not run on
             Lambda as built here); optional compiled speed-ups are left out.
     """
-    entries: dict[str, Path] = {}
+    entries: dict[str, Path | Traversable] = {}
     for package in RUNTIME_PACKAGES:
-        for path in sorted((ROOT / package).rglob("*")):
-            if path.is_file() and not _SKIP.search(str(path)):
-                entries[str(path.relative_to(ROOT))] = path
+        entries.update(_package_files(files(package), package))
     libraries = []
     for dist in _closure(LAMBDA_LIBRARIES):
         libraries.append(f"{dist.metadata['Name']}=={dist.version}")

@@ -10,13 +10,13 @@ import copy
 import json
 import tempfile
 import zipfile
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any, Callable
 
 from lambda_pipeline.adapters.local.tarballs import pack_dir, walk_files
 from lambda_pipeline.config import validate_config
 
-from .package import ROOT
 from .render import STACK_POLLING
 
 __all__ = ["aws_config", "ProjectUploader"]
@@ -78,8 +78,10 @@ class ProjectUploader:
             self._say(f"config: kept SSM {parameter} as it is (--keep-config)")
         uploaded = self._code(project / local["training"]["source_dir"], config, outputs)
         if "NotebookUrl" in outputs:
-            for notebook in sorted((ROOT / "examples" / "notebooks").glob("*.ipynb")):
-                uploaded.append(self._put(notebook, outputs["ArtifactsBucket"], f"notebooks/{notebook.name}"))
+            notebooks = files("examples") / "notebooks"
+            for notebook in sorted((n for n in notebooks.iterdir() if n.name.endswith(".ipynb")), key=lambda n: n.name):
+                with as_file(notebook) as path:
+                    uploaded.append(self._put(path, outputs["ArtifactsBucket"], f"notebooks/{notebook.name}"))
         if upload_data:
             uploaded += self._data(project, local, outputs["DataBucket"])
         return uploaded

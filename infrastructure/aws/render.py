@@ -22,7 +22,7 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "notebook": {"image_build": False, "notebook": True},
 }
 
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+_env = jinja2.Environment(loader=jinja2.PackageLoader("infrastructure.aws", "templates"),
                           undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 

@@ -16,11 +16,12 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
+import interaction_model
 from lambda_pipeline.adapters.aws.stack import describe_stack, stack_outputs, stack_parameters
 from lambda_pipeline.errors import ConfigError, DeployFailed, NotFound, SageBuildError
 
 from .images import resolve_images
-from .package import ROOT, build_lambda_zip
+from .package import build_lambda_zip
 from .render import VARIANTS, render_template
 
 __all__ = ["StackTool", "parse_params", "aws_errors"]
@@ -328,15 +329,16 @@ class StackTool:
     def skill_package(self, stack: str, out: Path) -> Path:
         """An ASK CLI (v2) project: ask-resources.json and skill-package/ with the function's ARN."""
         arn = self.outputs(stack)["SkillFunctionArn"]
-        manifest = json.loads((ROOT / "interaction_model" / "skill.json").read_text())
+        manifest = interaction_model.manifest()
         manifest["manifest"]["apis"]["custom"]["endpoint"] = {"uri": arn}
         if "events" in manifest["manifest"]:  # skill events (notification opt-ins) go to the same function
             manifest["manifest"]["events"]["endpoint"] = {"uri": arn}
         package = out / "skill-package"
         (package / "interactionModels" / "custom").mkdir(parents=True, exist_ok=True)
         (package / "skill.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        for model in sorted((ROOT / "interaction_model" / "interactionModels" / "custom").glob("*.json")):
-            (package / "interactionModels" / "custom" / model.name).write_text(model.read_text())
+        for locale in interaction_model.model_locales():
+            (package / "interactionModels" / "custom" / f"{locale}.json").write_text(
+                interaction_model.model_text(locale), encoding="utf-8")
         (out / "ask-resources.json").write_text(json.dumps({
             "askcliResourcesVersion": "2020-03-31",
             "profiles": {"default": {"skillMetadata": {"src": "./skill-package"}}}}, indent=2) + "\n")

@@ -79,7 +79,10 @@ class Engine:
         self._sfn = boto3.client("stepfunctions", region_name=LOCAL_REGION, aws_access_key_id="local",
                                  aws_secret_access_key="local")
         self._lock = threading.RLock()
-        self.invocations = 0
+
+    def bind(self, handlers: dict[str, Handler]) -> None:
+        """Replace the task handlers (a simulation binds them once its ports exist)."""
+        self._handlers = handlers
 
     # -- state machines and executions ----------------------------------------------------
     def ensure_state_machine(self, name: str, definition: dict[str, Any]) -> str:
@@ -136,7 +139,6 @@ class Engine:
         short = function_name.split(":")[-1]
         task = short[len(FUNCTION_PREFIX):] if short.startswith(FUNCTION_PREFIX) else short
         handler = self._handlers.get(task)
-        self.invocations += 1
         if handler is None:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": "HandlerNotFound",

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from lambda_pipeline import runtime
 from lambda_pipeline.adapters.local import (ConfiguredNotifier, FileConfigStore, LocalArtifactStore,
                                             LocalHostingPlatform, LocalTrainingPlatform, SqliteLedger)
 from lambda_pipeline.adapters.local.environments import LocalEnvironments
@@ -27,7 +26,7 @@ from lambda_pipeline.adapters.local.source import ProjectSourceStore
 from lambda_pipeline.errors import SageBuildError
 from lambda_pipeline.frameworks import FrameworkChoice, resolve_framework
 from lambda_pipeline.ports import Ports
-from lambda_pipeline.steps import HANDLERS
+from lambda_pipeline.steps import bind_handlers
 
 from .api import ApiServer
 from .builds import EngineBuilds
@@ -126,8 +125,7 @@ class LocalService:
             notifier=self.notifier,
             source=ProjectSourceStore(str(self.paths.project), artifacts),
         )
-        runtime.install(self.ports)
-        self.engine = Engine(HANDLERS)
+        self.engine = Engine(bind_handlers(self.ports))
         self.builds = EngineBuilds(self.engine, self.ports)
         self.hub = TriggerHub(self.builds, window=lambda: self._config_value("triggers", "coalesce_seconds", 2.0))
         self.token = secrets.token_urlsafe(32)
@@ -208,7 +206,6 @@ class LocalService:
             self.notifier.close()
         finally:
             self.engine.close()
-            runtime.uninstall()
             if self._started:
                 self.paths.engine_file.unlink(missing_ok=True)
                 with contextlib.suppress(OSError):

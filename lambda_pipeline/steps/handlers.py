@@ -4,26 +4,25 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sqlite3
 from dataclasses import replace
 from typing import Any, Callable
 
 from ..config import validate_config
-from ..errors import BuildEnded, ConfigError, DeployFailed, ImageBuildFailed, SmokeTestFailed, SageBuildError, TrainingFailed, TrainingStopped, TransientError
+from ..errors import (BuildEnded, ConfigError, DeployFailed, ImageBuildFailed, SageBuildError, SmokeTestFailed,
+                      TrainingFailed, TrainingStopped)
 from ..model import Build, BuildStatus
 from ..ports import Ports
-from ..runtime import ports
 from .gate import check_gate
 from .polling import next_wait
 
-__all__ = ["HANDLERS", "notification_payload", "training_job_spec", "apply_overrides"]
+__all__ = ["STEPS", "bind_handlers", "notification_payload", "training_job_spec", "apply_overrides"]
 
 logger = logging.getLogger(__name__)
 Event = dict[str, Any]
 
 
-def _build(event: Event) -> Build:
-    return ports().ledger.get_build(event["build_id"])
+def _build(p: Ports, event: Event) -> Build:
+    return p.ledger.get_build(event["build_id"])
 
 
 def _config(build: Build) -> dict[str, Any]:
@@ -32,10 +31,10 @@ def _config(build: Build) -> dict[str, Any]:
     return build.config
 
 
-def _context(event: Event) -> tuple[Ports, Build, dict[str, Any]]:
-    """The ports, the build and its config snapshot: what every step after Initialize needs."""
-    build = _build(event)
-    return ports(), build, _config(build)
+def _context(p: Ports, event: Event) -> tuple[Build, dict[str, Any]]:
+    """The build and its config snapshot: what every step after Initialize needs."""
+    build = _build(p, event)
+    return build, _config(build)
 
 
 def _still_wanted(build: Build) -> None:
@@ -48,19 +47,6 @@ def _keep_polling(state: Event, status: str, config: dict[str, Any]) -> Event:
     """A poll that found the work still going: wait longer next time (back-off)."""
     state.update(status=status, wait=next_wait(state.get("wait"), config["polling"]))
     return state
-
-
-def _transient_on_busy_database(handler: Callable[[Event, Any], Event]) -> Callable[[Event, Any], Event]:
-    """A locked or busy database is worth a retry: raise TransientError, which the ASL retries."""
-    @functools.wraps(handler)
-    def wrapped(event: Event, context: Any = None) -> Event:
-        try:
-            return handler(event, context)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise TransientError(f"the ledger was busy: {exc}") from exc
-            raise
-    return wrapped
 
 
 def apply_overrides(config: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[str, Any]:
@@ -80,10 +66,12 @@ def training_job_spec(build: Build, config: dict[str, Any], code_uri: str,
     training = config["training"]
     hps = {k: _hp_string(v) for k, v in training["hyperparameters"].items()}
     hps.update({"sagemaker_program": training["entry_point"], "sagemaker_submit_directory": code_uri})
+    algorithm: dict[str, Any] = {"TrainingInputMode": "File", "MetricDefinitions": training["metric_definitions"]}
+    if config["image"]["uri"]:
+        algorithm["TrainingImage"] = config["image"]["uri"]
     return {
         "TrainingJobName": f"{config['pipeline']}-{build.version}-{build.id[:6]}"[:63],
-        "AlgorithmSpecification": {"TrainingInputMode": "File",
-                                   "MetricDefinitions": training["metric_definitions"]},
+        "AlgorithmSpecification": algorithm,
         "HyperParameters": hps,
         "InputDataConfig": [{"ChannelName": name, "DataSource": {"S3DataSource": {
             "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}}}
@@ -92,14 +80,12 @@ def training_job_spec(build: Build, config: dict[str, Any], code_uri: str,
         "ResourceConfig": {"InstanceType": training["instance_type"], "InstanceCount": 1, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": training["max_runtime_seconds"]},
         "Tags": [{"Key": "sagebuild:build", "Value": build.id}],
-    } | ({"AlgorithmSpecification": {"TrainingInputMode": "File", "MetricDefinitions": training["metric_definitions"],
-                                      "TrainingImage": config["image"]["uri"]}} if config["image"]["uri"] else {})
+    }
 
 
-def initialize(event: Event, context: Any = None) -> Event:
+def initialize(p: Ports, event: Event) -> Event:
     """Load and validate the config, assign the version, snapshot both in the ledger."""
-    p = ports()
-    build = _build(event)
+    build = _build(p, event)
     p.ledger.begin_step(build.id, "Initialize")
     config = apply_overrides(p.config.load(), build.hyperparameters)
     version = f"v{build.number}"
@@ -108,9 +94,9 @@ def initialize(event: Event, context: Any = None) -> Event:
     return {"version": version, "pipeline": config["pipeline"], "wait": config["polling"]["initial_seconds"]}
 
 
-def start_image_build(event: Event, context: Any = None) -> Event:
+def start_image_build(p: Ports, event: Event) -> Event:
     """Package the source folder (with its Dockerfile) and start the image build; return at once."""
-    p, build, config = _context(event)
+    build, config = _context(p, event)
     _still_wanted(build)
     if p.images is None:
         raise ConfigError("'image.build' is true, but this platform has no image builder (CodeBuild on AWS)")
@@ -121,9 +107,9 @@ def start_image_build(event: Event, context: Any = None) -> Event:
             "wait": config["polling"]["initial_seconds"]}
 
 
-def image_build_status(event: Event, context: Any = None) -> Event:
+def image_build_status(p: Ports, event: Event) -> Event:
     """Check the image build: Succeeded puts the image in the build's snapshot, failures raise."""
-    p, build, config = _context(event)
+    build, config = _context(p, event)
     state = dict(event["image"])
     assert p.images is not None
     status = p.images.describe_build(state["build"])
@@ -138,9 +124,9 @@ def image_build_status(event: Event, context: Any = None) -> Event:
     return _keep_polling(state, status["status"], config)
 
 
-def start_training(event: Event, context: Any = None) -> Event:
+def start_training(p: Ports, event: Event) -> Event:
     """Package the code and start the training job; return at once."""
-    p, build, config = _context(event)
+    build, config = _context(p, event)
     _still_wanted(build)
     p.ledger.begin_step(build.id, "Train")
     code_uri = p.source.package_code(config["training"]["source_dir"])
@@ -153,9 +139,9 @@ def start_training(event: Event, context: Any = None) -> Event:
             "wait": config["polling"]["initial_seconds"]}
 
 
-def training_status(event: Event, context: Any = None) -> Event:
+def training_status(p: Ports, event: Event) -> Event:
     """Check the training job: Completed moves on, Failed/Stopped raise, else wait longer."""
-    p, build, config = _context(event)
+    build, config = _context(p, event)
     state = dict(event["training"])
     job = p.training.describe_training_job(state["job_name"])
     status = job["TrainingJobStatus"]
@@ -175,9 +161,9 @@ def training_status(event: Event, context: Any = None) -> Event:
     return _keep_polling(state, status, config)
 
 
-def evaluate(event: Event, context: Any = None) -> Event:
+def evaluate(p: Ports, event: Event) -> Event:
     """The validation gate: the configured metric must reach its minimum."""
-    p, build, config = _context(event)
+    build, config = _context(p, event)
     p.ledger.begin_step(build.id, "Evaluate")
     metrics = event["training"].get("metrics", {})
     live = p.ledger.live_deployment(config["deploy"]["endpoint"])
@@ -188,9 +174,9 @@ def evaluate(event: Event, context: Any = None) -> Event:
     return result
 
 
-def register(event: Event, context: Any = None) -> Event:
+def register(p: Ports, event: Event) -> Event:
     """Record the model version, its artifact, metrics and config in the registry."""
-    p, build, config = _context(event)
+    build, config = _context(p, event)
     p.ledger.begin_step(build.id, "Register")
     training = event["training"]
     p.ledger.register_model(build.version or "", build.id, training["artifact"], training.get("code"),
@@ -201,9 +187,9 @@ def register(event: Event, context: Any = None) -> Event:
             "artifact": training["artifact"], "code": training.get("code")}
 
 
-def deploy(event: Event, context: Any = None) -> Event:
+def deploy(p: Ports, event: Event) -> Event:
     """Create the model and endpoint config, then create or update the endpoint; return at once."""
-    p, build, config = _context(event)
+    build, config = _context(p, event)
     model = event["model"]
     endpoint = config["deploy"]["endpoint"]
     _still_wanted(build)
@@ -229,9 +215,9 @@ def deploy(event: Event, context: Any = None) -> Event:
             "wait": config["polling"]["initial_seconds"]}
 
 
-def endpoint_status(event: Event, context: Any = None) -> Event:
+def endpoint_status(p: Ports, event: Event) -> Event:
     """Check the endpoint: InService moves on, Failed raises, else wait longer."""
-    p, build, config = _context(event)
+    build, config = _context(p, event)
     state = dict(event["deploy"])
     desc = p.hosting.describe_endpoint(state["endpoint"])
     if desc is None:
@@ -246,10 +232,9 @@ def endpoint_status(event: Event, context: Any = None) -> Event:
     return _keep_polling(state, status, config)
 
 
-def verify_live(event: Event, context: Any = None) -> Event:
+def verify_live(p: Ports, event: Event) -> Event:
     """The endpoint must serve the new config (catching silent rollbacks) and answer /ping."""
-    p = ports()
-    build = _build(event)
+    build = _build(p, event)
     state = event["deploy"]
     p.ledger.begin_step(build.id, "VerifyLive")
     desc = p.hosting.describe_endpoint(state["endpoint"]) or {}
@@ -274,9 +259,9 @@ def verify_live(event: Event, context: Any = None) -> Event:
     return {"endpoint": state["endpoint"], "endpoint_config": live, "url": desc.get("Url")}
 
 
-def roll_back(event: Event, context: Any = None) -> Event:
+def roll_back(p: Ports, event: Event) -> Event:
     """The new model failed its checks: put the previous one back (or take a first one down)."""
-    p, build, config = _context(event)
+    build, config = _context(p, event)
     state = event["deploy"]
     endpoint, previous = state["endpoint"], state.get("previous_config")
     p.ledger.begin_step(build.id, "RollBack", recovery=True)
@@ -298,9 +283,9 @@ def roll_back(event: Event, context: Any = None) -> Event:
             "wait": config["polling"]["initial_seconds"]}
 
 
-def rollback_status(event: Event, context: Any = None) -> Event:
+def rollback_status(p: Ports, event: Event) -> Event:
     """Wait for the previous model to serve again, then record that in the registry."""
-    p, build, config = _context(event)
+    build, config = _context(p, event)
     state = dict(event["rollback"])
     if state["action"] == "deleted" or state.get("target_config") is None:
         state.update(status="InService", wait=0)
@@ -330,23 +315,21 @@ def rollback_status(event: Event, context: Any = None) -> Event:
     return state
 
 
-def notify_success(event: Event, context: Any = None) -> Event:
+def notify_success(p: Ports, event: Event) -> Event:
     """Mark the build succeeded and tell people. A failing notifier never fails the build."""
-    p = ports()
-    build = _build(event)
+    build = _build(p, event)
     p.ledger.begin_step(build.id, "Notify")
-    _publish("build.succeeded", replace(p.ledger.get_build(build.id), status=BuildStatus.SUCCEEDED))
+    _publish(p, "build.succeeded", replace(p.ledger.get_build(build.id), status=BuildStatus.SUCCEEDED))
     p.ledger.end_step(build.id, "Notify")
     done = p.ledger.finish_build(build.id, BuildStatus.SUCCEEDED)
     return {"status": done.status}
 
 
-def record_failure(event: Event, context: Any = None) -> Event:
+def record_failure(p: Ports, event: Event) -> Event:
     """Record why the build failed, keep the live endpoint as it was, and tell people."""
-    p = ports()
     error = event.get("error") or {}
     error_type, reason = parse_error(error)
-    build = _build(event)
+    build = _build(p, event)
     if build.endpoint_name and build.endpoint_config and build.current_step == "Deploy":
         p.hosting.cancel_update(build.endpoint_name, build.endpoint_config)
     status = BuildStatus.GATE_FAILED if error_type == "GateFailed" else BuildStatus.FAILED
@@ -357,7 +340,7 @@ def record_failure(event: Event, context: Any = None) -> Event:
     elif rollback is not None and rollback.detail:
         reason = f"{reason}; {rollback.detail}"
     done = p.ledger.finish_build(build.id, status, reason=reason, error_type=error_type)
-    _publish("build.gate_failed" if status == BuildStatus.GATE_FAILED else "build.failed", done)
+    _publish(p, "build.gate_failed" if status == BuildStatus.GATE_FAILED else "build.failed", done)
     return {"status": done.status, "failed_step": done.failed_step, "reason": done.failure_reason}
 
 
@@ -391,8 +374,7 @@ def notification_payload(build: Build, live: dict[str, Any] | None) -> dict[str,
             "failed_step": build.failed_step, "failure_reason": build.failure_reason, "live": live}
 
 
-def _publish(event: str, build: Build) -> None:
-    p = ports()
+def _publish(p: Ports, event: str, build: Build) -> None:
     live = p.ledger.live_deployment(build.endpoint_name) if build.endpoint_name else None
     try:
         p.notifier.publish(event, notification_payload(build, live))
@@ -400,12 +382,24 @@ def _publish(event: str, build: Build) -> None:
         logger.exception("notification failed", extra={"event": event, "build": build.number})
 
 
-HANDLERS: dict[str, Callable[[Event, Any], Event]] = {
-    name: _transient_on_busy_database(fn) for name, fn in {
-        "initialize": initialize, "start_image_build": start_image_build,
-        "image_build_status": image_build_status, "start_training": start_training, "training_status": training_status,
-        "evaluate": evaluate, "register": register, "deploy": deploy, "endpoint_status": endpoint_status,
-        "verify_live": verify_live, "roll_back": roll_back, "rollback_status": rollback_status,
-        "notify_success": notify_success, "record_failure": record_failure,
-    }.items()
+Step = Callable[[Ports, Event], Event]
+LambdaHandler = Callable[[Event, Any], Event]
+
+STEPS: dict[str, Step] = {
+    "initialize": initialize, "start_image_build": start_image_build,
+    "image_build_status": image_build_status, "start_training": start_training, "training_status": training_status,
+    "evaluate": evaluate, "register": register, "deploy": deploy, "endpoint_status": endpoint_status,
+    "verify_live": verify_live, "roll_back": roll_back, "rollback_status": rollback_status,
+    "notify_success": notify_success, "record_failure": record_failure,
 }
+
+
+def bind_handlers(ports: Ports) -> dict[str, LambdaHandler]:
+    """Every step as a Lambda-shaped ``handler(event, context)`` over these ports: the engine and
+    ``lambda_entry`` bind once per process, so no step looks its ports up anywhere."""
+    def bound(step: Step) -> LambdaHandler:
+        @functools.wraps(step)
+        def handler(event: Event, context: Any = None) -> Event:
+            return step(ports, event)
+        return handler
+    return {name: bound(step) for name, step in STEPS.items()}

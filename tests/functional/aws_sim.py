@@ -10,10 +10,10 @@ import boto3
 import pytest
 
 from infrastructure.local.engine import Engine
-from lambda_pipeline import lambda_entry, runtime
+from lambda_pipeline import lambda_entry
 from lambda_pipeline.definition import render_definition
 from lambda_pipeline.lambda_entry import ports_from_environment
-from lambda_pipeline.steps import HANDLERS
+from lambda_pipeline.steps import bind_handlers
 
 REGION = "us-east-1"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
@@ -39,7 +39,7 @@ def aws(monkeypatch):
 def simulated_account(monkeypatch):
     """(engine, state machine ARN, ports, sqs, status queue URL, ssm) of a fresh simulated account."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    engine = Engine(HANDLERS)  # starts moto with Step Functions execution on
+    engine = Engine({})  # starts moto with Step Functions execution on; steps are bound below
     try:
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in ("sim-artifacts", "sim-data"):
@@ -67,13 +67,12 @@ def simulated_account(monkeypatch):
                "SAGEBUILD_SAGEMAKER_ROLE": ROLE, "SAGEBUILD_CONFIG_PARAMETER": "/sagebuild/sim/config",
                "SAGEBUILD_LEDGER_TABLE": "sim-ledger", "SAGEBUILD_STATUS_TOPIC": topic}
         ports = ports_from_environment(env)
-        runtime.install(ports)
+        engine.bind(bind_handlers(ports))  # as each Lambda container binds its own at cold start
         arn = engine.ensure_state_machine("sim-build", render_definition())
         for key, value in {**env, "SAGEBUILD_STATE_MACHINE": arn}.items():  # as the stack sets them
             monkeypatch.setenv(key, value)
         yield engine, arn, ports, sqs, queue, ssm
     finally:
-        runtime.uninstall()
         lambda_entry.forget_cached_clients()
         engine.close()
 

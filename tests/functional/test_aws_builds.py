@@ -191,8 +191,8 @@ def test_an_image_build_runs_on_codebuild_and_the_build_trains_and_serves_with_i
     monkeypatch.setenv("SAGEBUILD_IMAGE_BUILD_PROJECT", "sim-images")
     monkeypatch.setenv("SAGEBUILD_IMAGE_REPOSITORY", repo)
     image_ports = lambda_entry.ports_from_environment()
-    from lambda_pipeline import runtime
-    runtime.install(image_ports)
+    from lambda_pipeline.steps import bind_handlers
+    engine.bind(bind_handlers(image_ports))
     arn = engine.ensure_state_machine("sim-image-build", render_definition(image_build=True))
     build = builds_of(arn, image_ports).start("a new Dockerfile")
     done = finished(image_ports, build.id)
@@ -249,6 +249,7 @@ def test_the_notebook_client_works_against_a_stack(sim_stack):
     from sagebuild.client import SageBuild
     from lambda_pipeline.errors import NotFound
     sb = SageBuild.from_stack("sim", region=REGION)
+    assert repr(sb) == f"<SageBuild stack sim; SageBuild.from_stack('sim', region={REGION!r})>"
     assert sb.config.get()["pipeline"] == "sim"
     sb.config.set({"training.hyperparameters.n-estimators": 9})
     stored = json.loads(ssm.get_parameter(Name="/sagebuild/sim/config")["Parameter"]["Value"])

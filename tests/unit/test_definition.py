@@ -3,7 +3,7 @@ import pytest
 
 from lambda_pipeline import errors
 from lambda_pipeline.definition import TASK_FUNCTIONS, TRANSIENT_ERRORS, VARIANTS, render_definition
-from lambda_pipeline.steps import HANDLERS
+from lambda_pipeline.steps import STEPS
 
 
 def states(definition):
@@ -37,7 +37,7 @@ def test_tasks_name_known_functions_and_local_handlers_exist():
             if state["Type"] == "Task":
                 used.add(state["Resource"].rsplit(":", 1)[-1].removeprefix("sagebuild-"))
     assert used <= set(TASK_FUNCTIONS)
-    assert used == set(HANDLERS)  # every Task of every variant has its handler, and no handler is unused
+    assert used == set(STEPS)  # every Task of every variant has its handler, and no handler is unused
 
 
 def test_retries_are_for_transient_errors_only(definition):

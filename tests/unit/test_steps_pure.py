@@ -73,22 +73,23 @@ def test_spoken_and_printed_times():
     assert seconds(3.25) == "3.2s" and seconds(185) == "3m 05s"
 
 
-def test_a_busy_ledger_becomes_a_transient_error_the_state_machine_retries():
+def test_a_busy_ledger_becomes_a_transient_error_the_state_machine_retries(tmp_path):
     import sqlite3
 
+    from lambda_pipeline.adapters.local.db import Database
     from lambda_pipeline.errors import TransientError
-    from lambda_pipeline.steps.handlers import _transient_on_busy_database
 
-    def locked(event, context):
-        raise sqlite3.OperationalError("database is locked")
-
-    def broken(event, context):
-        raise sqlite3.OperationalError("no such table: builds")
-
+    db = Database(str(tmp_path / "l.db"), "CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+    other = sqlite3.connect(str(tmp_path / "l.db"), isolation_level=None, timeout=0)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    db._conn.execute("PRAGMA busy_timeout = 50")
     with pytest.raises(TransientError, match="the ledger was busy"):
-        _transient_on_busy_database(locked)({}, None)
+        db.execute("INSERT INTO t VALUES (1)")
+    other.execute("ROLLBACK")
+    db.execute("INSERT INTO t VALUES (2)")
+    assert [r[0] for r in db.query("SELECT x FROM t")] == [2]
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
-        _transient_on_busy_database(broken)({}, None)
+        db.query("SELECT * FROM missing")
 
 
 def test_keep_polling_backs_off_across_many_polls():
@@ -101,3 +102,12 @@ def test_keep_polling_backs_off_across_many_polls():
         waits.append(state["wait"])
     assert waits[:5] == [2, 4, 8, 16, 30] and set(waits[5:]) == {30}
     assert state["job_name"] == "j" and state["status"] == "InProgress"
+
+
+def test_a_failed_rollback_is_summarised_with_what_it_tried_and_why():
+    from lambda_pipeline.notifications import summary
+    line = summary("model.rollback_failed", {"pipeline": "wine", "endpoint": "wine-ep", "from": "v3", "to": "v2",
+                                             "reason": "the container did not pass the ping health check"})
+    assert line == ("wine: the rollback of wine-ep from v3 to v2 failed: "
+                    "the container did not pass the ping health check")
+    assert "None" not in line

@@ -9,6 +9,19 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from ...errors import TransientError
+
+
+@contextmanager
+def _busy_is_transient() -> Iterator[None]:
+    """A locked or busy database is worth a retry: TransientError is what the ASL retries."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise TransientError(f"the ledger was busy: {exc}") from exc
+        raise
+
 
 class Database:
     """A thread-safe SQLite connection with the schema applied."""
@@ -36,7 +49,7 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, _busy_is_transient():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -46,11 +59,11 @@ class Database:
             self._conn.execute("COMMIT")
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, _busy_is_transient():
             return self._conn.execute(sql, args).fetchall()
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> None:
-        with self._lock:
+        with self._lock, _busy_is_transient():
             self._conn.execute(sql, args)
 
     def close(self) -> None:

@@ -1,4 +1,10 @@
-"""Builds port straight from the ledger file, for when no engine runs: reads work, changes don't."""
+"""Builds port straight from the ledger file, for when no engine runs: reads work, changes don't.
+
+What the ledger records (builds, logs, models, deployments) is answered; what only a running
+engine has (execution histories, invocations, starts, stops, rollbacks) raises
+:class:`EngineNotRunning` saying how to start it. Endpoints are the ledger's live deployments,
+``OutOfService`` because nothing serves them until ``sagebuild up`` restores them.
+"""
 from __future__ import annotations
 
 import builtins
@@ -10,7 +16,9 @@ from ...errors import EngineNotRunning
 from ...model import Build, EndpointInfo, LogChunk
 from .ledger import SqliteLedger
 
-__all__ = ["LedgerBuilds"]
+__all__ = ["LedgerBuilds", "NOT_SERVING"]
+
+NOT_SERVING = "the engine is not running: `sagebuild up` serves it again"
 
 
 class LedgerBuilds:
@@ -43,10 +51,30 @@ class LedgerBuilds:
         return LogChunk(data.decode("utf-8", "replace"), offset + len(data), True)
 
     def endpoints(self) -> builtins.list[EndpointInfo]:
-        return []
+        """Each endpoint the ledger deployed to, with the version deployed there, ``OutOfService``."""
+        out, seen = [], set()
+        for deployment in self._ledger.deployments():  # newest first
+            name = deployment["endpoint"]
+            if name in seen:
+                continue
+            seen.add(name)
+            live = self._ledger.live_deployment(name)
+            if live is None:
+                continue  # deleted, or replaced with nothing
+            out.append(EndpointInfo(name=name, status="OutOfService", endpoint_config=live["endpoint_config"],
+                                    model_version=live["version"], url=None, updated_at=live["deployed_at"],
+                                    failure_reason=NOT_SERVING, build_id=live["build_id"]))
+        return out
 
     def history(self, ref: str | int | None = None) -> builtins.list[dict[str, Any]]:
-        return []
+        build = self._ledger.get_build(ref)  # an unknown build is still BuildNotFound
+        raise EngineNotRunning(f"the engine is not running, and build #{build.number}'s execution history is the "
+                               "engine's: start it with `sagebuild up` (`sagebuild status` shows the steps from "
+                               "the ledger)")
+
+    def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str | None = None) -> tuple[int, bytes]:
+        raise EngineNotRunning(f"the engine is not running, so no endpoint serves {endpoint!r}: start it with "
+                               "`sagebuild up`")
 
     def models(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
         return self._ledger.list_models(limit)
