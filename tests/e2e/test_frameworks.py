@@ -46,6 +46,9 @@ def output_fn(prediction, accept):
                        "count": humanize.apnumber(len(prediction))}), "application/json"
 '''
 WINETOOLS = 'VERSION = "0.1"\n\ndef label_of(index):\n    return f"class_{int(index)}"\n'
+# Check on jobs and endpoints every second (each check waits up to a second for a change itself):
+# the builds end as soon as their work does, without the back-off's longer waits.
+FAST_POLLING = {"initial_seconds": 0, "max_seconds": 1, "backoff_rate": 1.0}
 
 
 @pytest.fixture(scope="session")
@@ -54,13 +57,19 @@ def xgboost_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(REPO / "examples" / "xgboost", root, ignore=shutil.ignore_patterns("data", "__pycache__"))
     subprocess.run([sys.executable, str(root / "prepare_data.py"), "--out", str(root / "data")], check=True,
                    capture_output=True)
+    edit_config(root, polling=FAST_POLLING)
     return root
 
 
-def _logs(project: Path, build: int) -> str:
-    out = subprocess.run([str(Path(sys.executable).parent / "sagebuild"), "--project", str(project), "logs",
-                          str(build)], capture_output=True, text=True, timeout=60)
-    return out.stdout
+def _logs(engine: EngineProcess, build: int) -> str:
+    """The build's whole log (training job log, which starts with the environment's lines)."""
+    text, offset = "", 0
+    while True:
+        chunk = engine.api("GET", f"/v1/builds/{build}/logs?offset={offset}")
+        text += chunk["text"]
+        if chunk["complete"] or chunk["next_offset"] == offset:
+            return text
+        offset = chunk["next_offset"]
 
 
 def _train_seconds(build: dict) -> float:
@@ -76,7 +85,7 @@ def test_xgboost_script_with_only_model_fn_trains_passes_its_gate_and_answers_cs
         build = engine.wait_build(engine.start_build("first xgboost")["number"])
         assert build["status"] == "SUCCEEDED", build
         assert build["metrics"]["validation:auc"] >= 0.95
-        assert "xgboost 3.2-0" in _logs(project, 1)
+        assert "xgboost 3.2-0" in _logs(engine, 1)
         url = engine.endpoint("cancer-xgboost")["url"]
         status, body = invoke(url, CANCER_ROW + "\n" + BENIGN_ROW)
         malignant, benign = json.loads(body)
@@ -172,11 +181,12 @@ def test_requirements_and_own_package_reach_training_and_serving_env_reused_then
     (model / "train.py").write_text((model / "train.py").read_text().replace("import joblib", TRAIN_EXTRA
                                                                            + "import joblib", 1))
     (model / "inference.py").write_text(INFERENCE)
+    edit_config(project, polling=FAST_POLLING, training={"hyperparameters": {"n-estimators": 20, "max-depth": 6}})
     engine = EngineProcess(project).start()
     try:
         first = engine.wait_build(engine.start_build("with requirements")["number"])
         assert first["status"] == "SUCCEEDED", first
-        log = _logs(project, 1)
+        log = _logs(engine, 1)
         assert "humanize says 1,234,567 and winetools 0.1" in log
         assert "building environment" in log and "+ humanize==4.17.0" in log
         status, body = invoke(engine.endpoint()["url"])
@@ -185,7 +195,7 @@ def test_requirements_and_own_package_reach_training_and_serving_env_reused_then
 
         second = engine.wait_build(engine.start_build("same requirements")["number"])
         assert second["status"] == "SUCCEEDED", second
-        log2 = _logs(project, 2)
+        log2 = _logs(engine, 2)
         key = log.split("building environment ")[1].split()[0]
         assert f"reusing environment {key}" in log2 and "uv pip install" not in log2
         print(f"Train step: first build {_train_seconds(first):.2f} s, second (reused) {_train_seconds(second):.2f} s")
@@ -193,7 +203,7 @@ def test_requirements_and_own_package_reach_training_and_serving_env_reused_then
         (model / "requirements.txt").write_text("humanize==4.17.0\ninflection==0.5.1\n")
         third = engine.wait_build(engine.start_build("one more requirement")["number"])
         assert third["status"] == "SUCCEEDED", third
-        log3 = _logs(project, 3)
+        log3 = _logs(engine, 3)
         assert "building environment" in log3 and key not in log3 and "+ inflection==0.5.1" in log3
         assert (Path(os.environ["SAGEBUILD_ENV_DIR"]) / key).is_dir()  # the old one stays cached
     finally:
@@ -202,6 +212,7 @@ def test_requirements_and_own_package_reach_training_and_serving_env_reused_then
 
 def test_a_bad_requirement_fails_the_build_at_train_with_uvs_message(project):
     (project / "model" / "requirements.txt").write_text("sagebuild-no-such-package-xyz==1.0\n")
+    edit_config(project, polling=FAST_POLLING)
     engine = EngineProcess(project).start()
     try:
         out = cli(project, "start", "--reason", "bad requirement", "--wait")
@@ -257,12 +268,12 @@ def test_custom_framework_runs_in_an_environment_of_only_its_requirements(tmp_pa
                      "hyperparameters": {"threshold": 1.5},
                      "metric_definitions": [{"Name": "score", "Regex": "score: ([0-9.]+)"}]},
         "gate": {"metric": "score", "minimum": 0.5},
-        "deploy": {"entry_point": "serve.py", "sample_payload": "1,1"}}))
+        "deploy": {"entry_point": "serve.py", "sample_payload": "1,1"}, "polling": FAST_POLLING}))
     engine = EngineProcess(project).start()
     try:
         build = engine.wait_build(engine.start_build("custom")["number"])
         assert build["status"] == "SUCCEEDED", build
-        assert "no sklearn: only requirements.txt" in _logs(project, 1)
+        assert "no sklearn: only requirements.txt" in _logs(engine, 1)
         url = engine.endpoint("custom-model")["url"]
         status, body = invoke(url, "1,1\n0.5,0.5")
         assert status == 200 and json.loads(body) == [1, 0]
