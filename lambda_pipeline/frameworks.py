@@ -22,8 +22,9 @@ _SCIENTIFIC = ("pandas", "numpy", "scipy", "joblib")
 # so a local environment for it is layered over SageBuild's and installs nothing.
 FRAMEWORKS: dict[str, dict[str, tuple[str, ...]]] = {
     "sklearn": {
-        "1.2-1": ("scikit-learn~=1.2.1",),
-        "1.4-2": ("scikit-learn~=1.4.2",),
+        # built against numpy 1.x, as those containers ship it: numpy 2 breaks their compiled parts
+        "1.2-1": ("scikit-learn~=1.2.1", "numpy<2"),
+        "1.4-2": ("scikit-learn~=1.4.2", "numpy<2"),
         "1.9-0": ("scikit-learn~=1.9.0",),
     },
     "xgboost": {

@@ -44,6 +44,7 @@ _FORMAT = 1  # bump when the layout of an environment changes: old ones are simp
 _READY = "sagebuild-env.json"
 _LAYER_PTH = "_sagebuild_base.pth"
 _CONTAINER_LIBS = str(Path(__file__).resolve().parent / "container_libs")
+_PACKAGE = Path(__file__).resolve().parents[2]  # lambda_pipeline
 
 
 class EnvironmentFailed(SageBuildError):
@@ -137,7 +138,8 @@ class LocalEnvironments:
         layered = self._layered(choice)
         ident = {"format": _FORMAT, "framework": choice.framework, "version": choice.version,
                  "packages": list(choice.packages), "requirements": _normalise(requirements),
-                 "python": sys.version.split()[0], "base": _base_site() if layered else None}
+                 "python": sys.version.split()[0], "base": _base_site() if layered else None,
+                 "server": str(_PACKAGE)}  # the lambda_pipeline its model server imports (a link to it)
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
     def prepare(self, choice: FrameworkChoice, requirements: str, log: Callable[[str], None],
@@ -209,7 +211,7 @@ class LocalEnvironments:
                     run(["pip", "install", "--python", python, "-r", str(req_file)])
         server = path / "sagebuild-server"
         server.mkdir()
-        (server / "lambda_pipeline").symlink_to(Path(__file__).resolve().parents[2], target_is_directory=True)
+        (server / "lambda_pipeline").symlink_to(_PACKAGE, target_is_directory=True)
         (path / _READY).write_text(json.dumps({"key": key, "framework": choice.framework, "version": choice.version,
                                                "packages": list(choice.packages), "requirements": requirements,
                                                "layered": layered, "created_at": time.time()}, indent=2))
