@@ -5,7 +5,13 @@ ledger holding 1,000 builds; each intent answered --warm times after a warm-up.
 Cold: a new Python process, from start to its first response, for SageBuild's skill (reading
 the same ledger) and for a minimal ask-sdk-core skill with one handler, measured alternately
 in the same run, --cold times each; medians. The last line is one JSON object.
-Targets: warm p99 <= 10 ms; cold start <= 1.5x the minimal skill.
+Many pipelines: --pipelines N (default 10) ledgers of --builds builds each behind one skill (the
+Pipelines port over their Builds ports, in process); questions with no pipeline named answer across
+all N, one named answers for it alone. On AWS the same answer costs one SSM GetParametersByPath
+(cached 10 s per container) plus, per pipeline asked about, the ledger reads of Builds.list(5)
+(counted in moto by tests/functional/test_aws_builds.py: 11 calls for "is my build done" across a
+dev and a prod stack, all DynamoDB; 14 for one named stack, with SageMaker for what is live).
+Targets: warm p99 <= 10 ms (one pipeline and ten); cold start <= 1.5x the minimal skill.
 """
 from __future__ import annotations
 
@@ -61,12 +67,20 @@ INTENTS = {
 }
 
 
-def fill_ledger(ledger, count: int) -> None:
+MANY_INTENTS = {
+    "BuildStatusIntent(across)": ("BuildStatusIntent", {}), "LiveModelIntent(across)": ("LiveModelIntent", {}),
+    "ListBuildsIntent(across)": ("ListBuildsIntent", {}),
+    "BuildStatusIntent(named)": ("BuildStatusIntent", {"Pipeline": "model 7"}),
+    "StartBuildIntent(which?)": ("StartBuildIntent", {}),
+}
+
+
+def fill_ledger(ledger, count: int, pipeline: str = "wine-classifier") -> None:
     """1,000 builds of every status, with steps and metrics, like a busy pipeline's history."""
     rng = random.Random(7)
     statuses = ["SUCCEEDED"] * 6 + ["FAILED", "GATE_FAILED", "ABORTED", "INTERRUPTED"]
     for i in range(count - 1):
-        build = ledger.create_build("wine-classifier", rng.choice(["cli", "voice", "api"]), f"bench build {i}")
+        build = ledger.create_build(pipeline, rng.choice(["cli", "voice", "api"]), f"bench build {i}")
         ledger.update_build(build.id, status="RUNNING", version=f"v{build.number}", started_at=time.time() - 3600,
                             metrics={"validation:accuracy": round(rng.uniform(0.8, 1.0), 4)},
                             config={"gate": {"metric": "validation:accuracy"}})
@@ -75,7 +89,7 @@ def fill_ledger(ledger, count: int) -> None:
             ledger.end_step(build.id, step)
         status = rng.choice(statuses)
         ledger.finish_build(build.id, status, reason=None if status == "SUCCEEDED" else "ValueError: bench")
-    running = ledger.create_build("wine-classifier", "cli", "the running one")
+    running = ledger.create_build(pipeline, "cli", "the running one")
     ledger.update_build(running.id, status="RUNNING", started_at=time.time() - 120)
     ledger.begin_step(running.id, "Train")
 
@@ -94,12 +108,58 @@ def measure_cold(script: str, args: list[str], envelope: dict) -> float:
     return elapsed
 
 
+def measure_many(pipelines: int, builds: int, warm: int) -> dict[str, dict[str, float]]:
+    """Warm p50/p99 of one skill over ``pipelines`` ledgers of ``builds`` builds each."""
+    from lambda_pipeline.adapters.local.ledger import SqliteLedger
+    from lambda_pipeline.adapters.local.ledger_builds import LedgerBuilds
+    from lambda_pipeline.model import PipelineInfo
+    from lambda_pipeline.pipelines import FixedPipelines
+    from skill.app import SkillApp
+    from skill.envelopes import intent_request
+    from skill.settings import SkillSettings
+
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = {}
+        for i in range(pipelines):
+            path = str(Path(tmp) / f"ledger-{i}.db")
+            ledger = SqliteLedger(path)
+            fill_ledger(ledger, builds, f"model-{i}")
+            ledger.close()
+            directory[PipelineInfo(f"model-{i}", frozenset({"amzn1.ask.account.sagebuild-local"}))] = \
+                LedgerBuilds(path, str(Path(tmp) / f"jobs-{i}"))
+        app = SkillApp(FixedPipelines(directory), SkillSettings())
+        for label, (intent, slots) in MANY_INTENTS.items():
+            for _ in range(20):
+                app.handle(intent_request(intent, slots))
+            samples = []
+            for _ in range(warm):
+                envelope = intent_request(intent, slots)
+                started = time.perf_counter()
+                response = app.handle(envelope)
+                samples.append((time.perf_counter() - started) * 1000)
+            speech = response["response"]["outputSpeech"]["ssml"]
+            assert "model" in speech, (label, speech)
+            out[label] = {"p50_ms": round(percentile(samples, 0.5), 3), "p99_ms": round(percentile(samples, 0.99), 3)}
+            print(f"{pipelines} pipelines {label:<28} p50 {out[label]['p50_ms']:7.3f} ms   "
+                  f"p99 {out[label]['p99_ms']:7.3f} ms", file=sys.stderr)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--builds", type=int, default=1000)
     parser.add_argument("--warm", type=int, default=300)
     parser.add_argument("--cold", type=int, default=7)
+    parser.add_argument("--pipelines", type=int, default=10, help="the many-pipelines case (0: skip it)")
+    parser.add_argument("--only-pipelines", action="store_true", help="run the many-pipelines case alone")
     args = parser.parse_args()
+    many = measure_many(args.pipelines, args.builds, args.warm) if args.pipelines else {}
+    many_worst = max((v["p99_ms"] for v in many.values()), default=None)
+    if args.only_pipelines:
+        print(json.dumps({"pipelines": args.pipelines, "builds_each": args.builds, "warm": many,
+                          "warm_worst_p99_ms": many_worst, "targets": {"warm_p99_ms": 10}}))
+        return 0
 
     from infrastructure.local.service import LocalService
     from lambda_pipeline.adapters.local.ledger import SqliteLedger
@@ -146,6 +206,8 @@ def main() -> int:
     print(f"cold start: sagebuild {cold['sagebuild_ms']} ms, minimal ask-sdk skill {cold['minimal_ask_sdk_ms']} ms",
           file=sys.stderr)
     print(json.dumps({"builds_in_ledger": args.builds, "warm": warm, "warm_worst_p99_ms": worst, "cold_start": cold,
+                      "many_pipelines": {"pipelines": args.pipelines, "builds_each": args.builds, "warm": many,
+                                         "warm_worst_p99_ms": many_worst},
                       "targets": {"warm_p99_ms": 10, "cold_start_ratio": 1.5}}))
     return 0
 

@@ -153,13 +153,24 @@ def build_model(grammar: dict[str, Any]) -> dict[str, Any]:
                 kept.append(sample)
         return kept
 
+    dialog = grammar.get("dialog") or {}
+    elicited: dict[str, list[str]] = {}  # intent -> the slots the skill may elicit
+    slot_samples: dict[str, list[str]] = {}
+    for slot, spec in dialog.items():
+        slot_samples[slot] = [s for t in spec.get("samples") or [] for s in expand_template(str(t), macros)]
+        for intent_name in spec.get("intents") or []:
+            if slot not in ((grammar["intents"].get(intent_name) or {}).get("slots") or {}):
+                raise GrammarError(f"dialog: {intent_name} has no slot {slot} to elicit")
+            elicited.setdefault(intent_name, []).append(slot)
     for name, spec in grammar["intents"].items():
         samples: list[str] = []
         for template in spec.get("samples") or []:
             samples.extend(expand_template(str(template), macros))
         intent: dict[str, Any] = {"name": name}
         if spec.get("slots"):
-            intent["slots"] = [{"name": slot, "type": kind} for slot, kind in spec["slots"].items()]
+            intent["slots"] = [{"name": slot, "type": kind,
+                                **({"samples": slot_samples[slot]} if slot in elicited.get(name, []) else {})}
+                               for slot, kind in spec["slots"].items()]
         intent["samples"] = claim(name, samples)
         intents.append(intent)
     for name, samples in grammar["builtins"].items():
@@ -174,7 +185,15 @@ def build_model(grammar: dict[str, Any]) -> dict[str, Any]:
         "intents": intents,
         "types": types,
     }
-    return {"interactionModel": {"languageModel": language_model}}
+    model: dict[str, Any] = {"languageModel": language_model}
+    if elicited:
+        slot_types = {n: dict(spec.get("slots") or {}) for n, spec in grammar["intents"].items()}
+        model["dialog"] = {"delegationStrategy": "SKILL_RESPONSE", "intents": [
+            {"name": name, "confirmationRequired": False, "prompts": {},
+             "slots": [{"name": slot, "type": slot_types[name][slot], "confirmationRequired": False,
+                        "elicitationRequired": False, "prompts": {}} for slot in slots]}
+            for name, slots in elicited.items()]}
+    return {"interactionModel": model}
 
 
 def render(locale: str) -> str:

@@ -10,7 +10,7 @@ __all__ = [
     "SageBuildError", "ConfigError", "NotFound", "BuildNotFound", "AlreadyRunning",
     "NothingToStop", "EngineNotRunning", "BuildEnded", "TransientError", "ImageBuildFailed", "TrainingFailed",
     "TrainingStopped", "GateFailed", "DeployFailed", "InvocationError", "SmokeTestFailed",
-    "NothingToRollBack",
+    "NothingToRollBack", "UnknownPipeline",
 ]
 
 
@@ -34,6 +34,10 @@ class NotFound(SageBuildError):
 
 class BuildNotFound(NotFound):
     """No build has that id or number."""
+
+
+class UnknownPipeline(NotFound):
+    """No registered pipeline has that name (locally: no running engine; on AWS: no stack)."""
 
 
 class AlreadyRunning(SageBuildError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Build", "StepRecord", "EndpointInfo", "LogChunk", "BuildStatus", "STEPS", "TERMINAL"]
+__all__ = ["Build", "StepRecord", "EndpointInfo", "PipelineInfo", "LogChunk", "BuildStatus", "STEPS", "TERMINAL"]
 
 
 class BuildStatus:
@@ -92,6 +92,27 @@ class Build:
         data["steps"] = [StepRecord(**s) for s in data.get("steps", [])]
         data.setdefault("config", None)
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    """One pipeline a front end can address by name: where it runs and who may steer it.
+
+    ``allowed_user_ids`` may start, stop and roll back (its config's ``skill.allowed_user_ids``,
+    or the stack's ``AllowedAlexaUserIds``); others may ask only if ``others_can_query``.
+    """
+
+    name: str
+    allowed_user_ids: frozenset[str] = frozenset()
+    others_can_query: bool = True
+    folder: str | None = None
+    url: str | None = None
+
+    def may_act(self, user_id: str | None) -> bool:
+        return bool(user_id) and user_id in self.allowed_user_ids
+
+    def may_query(self, user_id: str | None) -> bool:
+        return self.others_can_query or self.may_act(user_id)
 
 
 @dataclass

@@ -10,10 +10,10 @@ import builtins
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .model import Build, EndpointInfo, LogChunk
+from .model import Build, EndpointInfo, LogChunk, PipelineInfo
 
 __all__ = ["ArtifactStore", "ConfigStore", "SourceStore", "Ledger", "Notifier", "TrainingPlatform",
-           "HostingPlatform", "ImageBuilder", "Builds", "Executor", "Ports"]
+           "HostingPlatform", "ImageBuilder", "Builds", "Executor", "Pipelines", "Ports"]
 
 
 class ArtifactStore(Protocol):
@@ -146,6 +146,19 @@ class Builds(Protocol):
     def history(self, ref: str | int | None = None) -> builtins.list[dict[str, Any]]: ...
     def invoke(self, endpoint: str, body: bytes, content_type: str,
                accept: str | None = None) -> tuple[int, bytes]: ...
+
+
+class Pipelines(Protocol):
+    """Every pipeline the front ends can address by name: the running engines of this user (the
+    local registry) or the SageBuild stacks of a region (their SSM entries).
+
+    Each call reads the directory afresh (an adapter may cache for seconds), so a pipeline
+    registered after a conversation began is found. Unknown names raise ``UnknownPipeline``.
+    """
+
+    def names(self) -> builtins.list[str]: ...
+    def info(self, name: str) -> PipelineInfo: ...
+    def builds(self, name: str) -> Builds: ...
 
 
 @dataclass

@@ -24,6 +24,7 @@ from .context import UI, Context, engine_url
 from .demo import run_demo
 from .invocation import invoke_endpoint
 from .notify_test import add_notify_test_command
+from .pipelines_cmd import add_pipelines_command, project_of
 from .project import copy_example, write_scaffold
 from .voice import add_voice_commands
 from .watch import watch
@@ -342,8 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "list, logs, endpoints, invoke, rollback, models, live, timeline)")
     parser.add_argument("--region", dest="stack_region", default=None,
                         help="the stack's AWS region (default: your AWS configuration's)")
+    parser.add_argument("--pipeline", default=None, metavar="NAME",
+                        help="work with the running pipeline NAME from any folder (see `sagebuild pipelines`)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_pipelines_command(sub)
 
     p = sub.add_parser("init", help="scaffold a project config (with comments), or copy an example")
     p.add_argument("dir", nargs="?", help="folder to initialise (default: the project folder)")
@@ -491,9 +495,9 @@ def _run(argv: list[str] | None, ui: UI | None) -> int:
     import logging
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx = Context(Path(args.project).resolve(), ui, args.debug, stack=args.stack,
-                  region=getattr(args, "stack_region", None))
     try:
+        project = project_of(args.pipeline) if args.pipeline else Path(args.project).resolve()
+        ctx = Context(project, ui, args.debug, stack=args.stack, region=getattr(args, "stack_region", None))
         code: int = args.func(ctx, args)
         return code
     except SageBuildError as exc:

@@ -163,6 +163,27 @@ class SageBuild:
         return cls(builds, ConfigAccess(FileConfigStore(str(project)), builds), project)
 
     @classmethod
+    def pipeline(cls, name: str) -> "SageBuild":
+        """A client for the running pipeline ``name``, from any folder: the engine that ``sagebuild up``
+        registered under that name (see :meth:`pipelines`).
+
+        Raises:
+            UnknownPipeline: none of that name runs for this user (the message lists those that do).
+        """
+        from lambda_pipeline.adapters.local.registry_pipelines import RegistryPipelines
+        directory = RegistryPipelines(timeout=180.0)
+        info = directory.info(name)
+        builds = directory.builds(name)
+        project = Path(info.folder or ".")
+        return cls(builds, ConfigAccess(FileConfigStore(str(project)), builds), project)
+
+    @staticmethod
+    def pipelines() -> list[str]:
+        """The names of the pipelines running for this user (each one a ``sagebuild up``)."""
+        from lambda_pipeline.adapters.local.registry_pipelines import RegistryPipelines
+        return RegistryPipelines().names()
+
+    @classmethod
     def from_stack(cls, name: str, region: str | None = None, session: Any = None) -> "SageBuild":
         """A client for a deployed AWS stack (``sagebuild aws deploy``): the same adapters its
         Lambda functions use, built from the stack's outputs.

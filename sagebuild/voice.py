@@ -10,6 +10,7 @@ from typing import Any
 from lambda_pipeline.adapters.local.config_store import FileConfigStore
 from lambda_pipeline.config import LOCAL_USER_ID
 from lambda_pipeline.errors import ConfigError, EngineNotRunning
+from infrastructure.local.registry import registry_home
 
 from . import signals
 from .context import Context
@@ -43,14 +44,15 @@ def cmd_say(ctx: Context, args: argparse.Namespace) -> int:
     from skill.envelopes import intent_request, launch_request
     from skill.nlu import Resolver
 
-    resolver = Resolver(args.locale)
+    directory = _directory(ctx)
+    resolver = Resolver(args.locale, pipelines=directory.names() if directory is not None else None)
     explain = bool(getattr(args, "explain", False)) and bool(args.utterance.strip())
     if explain and not args.json:
         from skill.nlu import explain_lines
         for line in explain_lines(resolver, args.utterance):
             ctx.ui.say(line)
     settings = _settings(ctx)
-    session_file = ctx.project / ".sagebuild" / _SESSION_FILE
+    session_file = (ctx.project / ".sagebuild" if directory is None else registry_home()) / _SESSION_FILE
     session = _load_session(session_file, args.locale) if not args.new_session else None
     user = args.user or LOCAL_USER_ID
     if not args.utterance.strip():
@@ -59,10 +61,15 @@ def cmd_say(ctx: Context, args: argparse.Namespace) -> int:
     else:
         resolution = resolver.resolve(args.utterance)
         intent, slots = resolution.intent, resolution.slots
+        asking: dict[str, Any] = ((session or {}).get("attributes") or {}).get("asking") or {}
+        named = resolver.pipeline_in(args.utterance) if asking and "Pipeline" not in slots else None
+        if named is not None:  # the answer to "which pipeline?": the action asked before, for it
+            intent, slots = asking["intent"], {**asking.get("slots", {}), "Pipeline": named}
         envelope = intent_request(intent, slots, args.locale, skill_id=settings.skill_id, user_id=user,
                                   new_session=session is None, attributes=(session or {}).get("attributes"),
                                   session_id=(session or {}).get("session_id"))
-    response = SkillApp(ctx.builds(), settings, _memory(ctx)).handle(envelope)
+    target = directory if directory is not None else ctx.builds()
+    response = SkillApp(target, settings, _memory(ctx) if directory is None else None).handle(envelope)
     end = (response.get("response") or {}).get("shouldEndSession", True) is not False
     if end:
         session_file.unlink(missing_ok=True)
@@ -87,6 +94,14 @@ def cmd_say(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _directory(ctx: Context) -> Any:
+    """Outside a project: every pipeline running for this user (the registry); None in a project."""
+    if (ctx.project / "sagebuild.json").exists():
+        return None
+    from lambda_pipeline.adapters.local.registry_pipelines import RegistryPipelines
+    return RegistryPipelines()
+
+
 def _memory(ctx: Context) -> Any:
     """The skill's per-user memory (opt-ins, what each user heard): the running engine's, if any."""
     running = ctx.running()
@@ -108,15 +123,20 @@ def cmd_skill_serve(ctx: Context, args: argparse.Namespace) -> int:
     from skill.verification import AlexaRequestVerifier
     from skill.webapp import SkillServer
 
-    running = ctx.running()
-    if running is None:
+    directory = _directory(ctx)
+    running = ctx.running() if directory is None else None
+    if directory is None and running is None:
         raise EngineNotRunning(f"the engine is not running for {ctx.project}: start it with `sagebuild up` first")
+    if directory is not None and not directory.names():
+        raise EngineNotRunning("no pipeline is running for you: start one with `sagebuild up` in its folder")
     settings = _settings(ctx)
     verifier = None if args.no_verify else AlexaRequestVerifier()
-    server = SkillServer(SkillApp(running, settings, running.state()), verifier, port=args.port)
+    app = SkillApp(directory, settings) if running is None else SkillApp(running, settings, running.state())
+    server = SkillServer(app, verifier, port=args.port)
     stop = signals.stop_on_signals()
     server.start()
-    ctx.ui.say(f"Alexa skill for {settings.pipeline or ctx.project.name} on {server.url}")
+    answers_for = settings.pipeline or ctx.project.name if directory is None else ", ".join(directory.names())
+    ctx.ui.say(f"Alexa skill for {answers_for} on {server.url}")
     ctx.ui.say(f"  skill id   {settings.skill_id}")
     ctx.ui.say("  requests   " + ("verified as Alexa requires (signature, certificate, timestamp)" if verifier
                                    else "NOT verified (--no-verify: local testing only)"))

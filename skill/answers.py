@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from lambda_pipeline.model import Build, BuildStatus, EndpointInfo
 
-from .speech import Speech
+from .speech import Speech, ssml_escape
 
-__all__ = ["status_answer", "details_answer", "live_answer", "list_answer", "reason_sentence"]
+__all__ = ["status_answer", "details_answer", "live_answer", "list_answer", "reason_sentence", "across_item",
+           "across_live", "bounded", "list_across"]
 
 
 def reason_sentence(reason: str | None) -> str:
@@ -92,5 +93,45 @@ def list_answer(builds: list[Build], speech: Speech, now: float | None = None) -
         when = build.ended_at if build.done else (build.started_at or build.created_at)
         items.append(speech.plain("LIST_ITEM", number=build.number, status=speech.raw(f"WORD_{build.status}"),
                                   ago=speech.ago(when, now)))
+    return (speech.plain("LIST_INTRO", count=len(items)) + " " + speech.raw("LIST_SEPARATOR").join(items)
+            + speech.raw("LIST_END"))
+
+
+def across_item(pipeline: str, build: Build | None, speech: Speech, now: float | None = None) -> str:
+    """One pipeline's sentence in an answer across pipelines: its build that matters most."""
+    label = ssml_escape(pipeline)
+    if build is None:
+        return speech.plain("ACROSS_NONE", pipeline=label)
+    when = build.ended_at if build.done else (build.started_at or build.created_at)
+    return speech.plain("ACROSS_ITEM", pipeline=label, number=build.number,
+                        status=speech.raw(f"WORD_{build.status}"), ago=speech.ago(when, now))
+
+
+def across_live(pipeline: str, live: EndpointInfo | None, speech: Speech, now: float | None = None) -> str:
+    """One pipeline's sentence of "what's live?" across pipelines."""
+    label = ssml_escape(pipeline)
+    if live is None or live.model_version is None or live.status == "OutOfService":
+        return speech.plain("ACROSS_NO_LIVE", pipeline=label)
+    return speech.plain("ACROSS_LIVE", pipeline=label, version=speech.version(live.model_version),
+                        ago=speech.ago(live.updated_at, now))
+
+
+def bounded(items: list[str], speech: Speech, limit: int) -> str:
+    """At most ``limit`` sentences, then "and N more" (answers stay within Alexa's speech limits)."""
+    text = " ".join(items[:limit])
+    if len(items) > limit:
+        text += " " + speech.plain("ACROSS_MORE", count=len(items) - limit)
+    return text
+
+
+def list_across(builds: list[tuple[str, Build]], speech: Speech, now: float | None = None) -> str:
+    """"list my builds" across pipelines: the newest first, each naming its pipeline."""
+    if not builds:
+        return speech.raw("NO_BUILDS")
+    items = []
+    for pipeline, build in builds:
+        when = build.ended_at if build.done else (build.started_at or build.created_at)
+        items.append(speech.plain("ACROSS_LIST_ITEM", pipeline=ssml_escape(pipeline), number=build.number,
+                                  status=speech.raw(f"WORD_{build.status}"), ago=speech.ago(when, now)))
     return (speech.plain("LIST_INTRO", count=len(items)) + " " + speech.raw("LIST_SEPARATOR").join(items)
             + speech.raw("LIST_END"))

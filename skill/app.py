@@ -16,10 +16,11 @@ from ask_sdk_core.skill_builder import CustomSkillBuilder
 from ask_sdk_model import RequestEnvelope
 
 from lambda_pipeline.audience import Audience, StateStore
-from lambda_pipeline.ports import Builds
+from lambda_pipeline.ports import Builds, Pipelines
 
 from .api_client import LazyApiClient
-from .handlers import CatchAllExceptionHandler, handlers_for
+from .dynamic_entities import DynamicEntitiesInterceptor
+from .handlers import CatchAllExceptionHandler, handlers_for, single_pipeline
 from .notify_handlers import MarkHeardInterceptor, notify_handlers
 from .settings import SkillSettings
 from .speech import Speech
@@ -41,17 +42,28 @@ class WrongSkillId(PermissionError):
 
 
 class SkillApp:
-    """The skill bound to a Builds port and its settings."""
+    """The skill bound to the pipelines it answers for (or one Builds port) and its settings."""
 
-    def __init__(self, builds: Builds, settings: SkillSettings, memory: StateStore | None = None) -> None:
-        """``memory`` (the ledger's state, or the engine's /v1/alexa/state) keeps who opted in to
-        notifications and what each user last heard; without it there is no "since you last asked"."""
+    def __init__(self, builds: Builds | Pipelines, settings: SkillSettings, memory: StateStore | None = None) -> None:
+        """``builds``: one pipeline's Builds port, or a ``Pipelines`` directory (the local registry,
+        the region's stacks). ``memory`` (the ledger's state, or the engine's /v1/alexa/state) keeps
+        who opted in to notifications and what each user last heard; without it there is no "since
+        you last asked". Notifications follow the home pipeline (``settings.pipeline``, else the first)."""
         self.settings = settings
+        pipelines: Pipelines
+        if _is_directory(builds):
+            pipelines = builds  # type: ignore[assignment]
+            home: Builds = HomeBuilds(pipelines, settings.pipeline)
+        else:
+            home = builds  # type: ignore[assignment]
+            pipelines = single_pipeline(home, settings)
+        self.pipelines = pipelines
         builder = CustomSkillBuilder(api_client=LazyApiClient())
         audience = Audience(memory) if memory is not None else None
-        for handler in notify_handlers(builds, settings, audience) + handlers_for(builds, settings):
+        for handler in notify_handlers(home, settings, audience, pipelines) + handlers_for(home, settings, pipelines):
             builder.add_request_handler(handler)
-        builder.add_global_response_interceptor(MarkHeardInterceptor(builds, settings, audience))
+        builder.add_global_response_interceptor(MarkHeardInterceptor(home, settings, audience))
+        builder.add_global_response_interceptor(DynamicEntitiesInterceptor(pipelines))
         builder.add_exception_handler(CatchAllExceptionHandler())
         self._skill = builder.create()
         self._serializer = DefaultSerializer()
@@ -93,6 +105,27 @@ class SkillApp:
         for found in ids:
             if found != self.settings.skill_id:
                 raise WrongSkillId(f"application id {str(found)[:80]!r} is not this skill's")
+
+
+def _is_directory(target: Any) -> bool:
+    return all(callable(getattr(target, attr, None)) for attr in ("names", "info", "builds"))
+
+
+class HomeBuilds:
+    """The Builds port of the home pipeline in a directory, looked up on each call (it may start later)."""
+
+    def __init__(self, pipelines: Pipelines, name: str) -> None:
+        self._pipelines, self._name = pipelines, name
+
+    def _target(self) -> Builds:
+        names = self._pipelines.names()
+        if not names:
+            from lambda_pipeline.errors import EngineNotRunning
+            raise EngineNotRunning("no pipeline is running")
+        return self._pipelines.builds(self._name if self._name in names else names[0])
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._target(), attr)
 
 
 def check_shape(envelope: Any) -> None:
@@ -147,16 +180,21 @@ _default: SkillApp | None = None
 
 
 def _default_app() -> SkillApp:
-    """Built once per Lambda container from the environment: the stack's state machine and ledger
-    (SAGEBUILD_STATE_MACHINE, as the AWS stack sets it), or a local engine's API (SAGEBUILD_ENGINE_URL)."""
+    """Built once per Lambda container from the environment: the region's SageBuild stacks
+    (SAGEBUILD_PIPELINES_PATH) with this stack's ledger as memory, or this stack alone
+    (SAGEBUILD_STATE_MACHINE), or a local engine's API (SAGEBUILD_ENGINE_URL)."""
     global _default
     if _default is None:
-        builds: Builds
+        builds: Builds | Pipelines
         memory: StateStore
         if os.environ.get("SAGEBUILD_STATE_MACHINE"):
             from lambda_pipeline.lambda_entry import builds_from_environment
-            builds = builds_from_environment()
-            memory = builds.ports.ledger  # type: ignore[attr-defined]  # the stack's DynamoDB ledger
+            own = builds_from_environment()
+            memory = own.ports.ledger  # the stack's DynamoDB ledger
+            builds = own
+            if os.environ.get("SAGEBUILD_PIPELINES_PATH"):  # every SageBuild stack of the region
+                from lambda_pipeline.adapters.aws.ssm_pipelines import SsmPipelines
+                builds = SsmPipelines(os.environ["SAGEBUILD_PIPELINES_PATH"])
         elif os.environ.get("SAGEBUILD_ENGINE_URL"):
             from lambda_pipeline.adapters.local.http_builds import HttpBuilds
             engine = HttpBuilds(os.environ["SAGEBUILD_ENGINE_URL"], timeout=5,

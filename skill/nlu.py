@@ -31,6 +31,7 @@ Built-in intents get the phrases Alexa gives them. ``Resolver.explain`` returns 
 """
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -513,12 +514,27 @@ class Resolver:
     'StartBuildIntent'
     """
 
-    def __init__(self, locale: str, model: dict[str, Any] | None = None, threshold: float = THRESHOLD) -> None:
+    def __init__(self, locale: str, model: dict[str, Any] | None = None, threshold: float = THRESHOLD,
+                 pipelines: list[str] | None = None) -> None:
+        """``pipelines``: the names registered now; they and their spoken forms (as the skill's
+        dynamic entities give them to Alexa) replace the model's PIPELINE_NAME values."""
         self.locale = locale
         self.lang = locale.split("-")[0]
         self.model = model or load_model(locale)
         self.threshold = threshold
         self._compiled = _Compiled(locale, model) if model is not None else _compiled_for(locale)
+        if pipelines:
+            from .pipeline_names import spoken_names
+            compiled = copy.copy(self._compiled)
+            compiled.pipelines = sorted(
+                ((_strip_accents(_normalize(form, self.lang)), form, entry.id)
+                 for entry in spoken_names(pipelines, locale) for form in entry.forms),
+                key=lambda p: -len(p[0]))
+            self._compiled = compiled
+
+    def pipeline_in(self, utterance: str) -> dict[str, str] | None:
+        """The pipeline an utterance names (``{"value", "id"}``), or None: the answer to "which pipeline?"."""
+        return self._compiled.extract(_normalize(utterance, self.lang)).pipeline
 
     def resolve(self, utterance: str) -> Resolution:
         """The intent (``AMAZON.FallbackIntent`` when nothing is close enough) and the slots it takes."""

@@ -24,10 +24,10 @@ from ask_sdk_model import Response
 
 from lambda_pipeline.audience import Audience
 from lambda_pipeline.model import Build, BuildStatus
-from lambda_pipeline.ports import Builds
+from lambda_pipeline.ports import Builds, Pipelines
 
 from . import answers
-from .handlers import _Base, _slot_number
+from .handlers import DOWN, _Base, _slot_number, gather
 from .settings import SkillSettings
 from .speech import Speech
 
@@ -44,8 +44,9 @@ _QUERY_INTENTS = ("BuildStatusIntent", "BuildDetailsIntent", "ListBuildsIntent")
 
 
 class _NotifyBase(_Base):
-    def __init__(self, builds: Builds, settings: SkillSettings, audience: Audience | None) -> None:
-        super().__init__(builds, settings)
+    def __init__(self, builds: Builds, settings: SkillSettings, audience: Audience | None,
+                 pipelines: Pipelines | None = None) -> None:
+        super().__init__(builds, settings, pipelines)
         self.audience = audience
 
     @property
@@ -165,7 +166,16 @@ class SummaryLaunchHandler(_NotifyBase):
         speech = self.speech(handler_input)
         text = speech.raw("WELCOME")
         user = self.user(handler_input)
-        if self.audience is not None and user and self.settings.may_query(user):
+        names = self.names(handler_input)
+        if self.audience is not None and user and len(names) > 1:
+            try:
+                summary = self._summary_across(handler_input, user, speech, names)
+            except Exception:
+                logger.warning("no 'since you last asked' summary", exc_info=True)
+                summary = ""
+            if summary:
+                text = f"{summary} {text}"
+        elif self.audience is not None and user and self.settings.may_query(user):
             try:
                 summary = self._summary(user, speech)
                 self.audience.mark_all_heard(self.pipeline, user)
@@ -186,9 +196,31 @@ class SummaryLaunchHandler(_NotifyBase):
             return ""
         return since_summary(ended, self.live_version(), speech)
 
-    def live_version(self) -> str | None:
-        live = self.live()
+    def live_version(self, builds: Builds | None = None) -> str | None:
+        live = self.live(builds)
         return live.model_version if live else None
+
+    def _summary_across(self, handler_input: HandlerInput, user: str, speech: Speech, names: list[str]) -> str:
+        """What ended since the user last heard, in each pipeline they may ask about, naming it
+        (the pipelines with news: at most three, then "and N more")."""
+        assert self.audience is not None
+        asked = [n for n in names if self.pipelines.info(n).may_query(user)]
+        heard = {n: self.audience.heard(n, user) for n in asked}
+        known = [n for n in asked if heard[n].at is not None]  # first time we meet: nothing to catch up on
+        recent = gather(known, lambda n: (self.pipelines.builds(n).list(_LOOK_BACK),
+                                          self.live_version(self.pipelines.builds(n))))
+        parts = []
+        for n in known:
+            if recent[n] is DOWN:
+                continue
+            builds, live_version = recent[n]
+            ended = [b for b in builds if b.done and not heard[n].knows(b.number, b.ended_at)]
+            if ended:
+                parts.append(self.tagged(handler_input, n, since_summary(ended, live_version, speech)))
+        for n in asked:
+            if n not in recent or recent[n] is not DOWN:
+                self.audience.mark_all_heard(n, user)
+        return answers.bounded(parts, speech, _SUMMARY_ITEMS)
 
 
 def since_summary(ended: list[Build], live_version: str | None, speech: Speech) -> str:
@@ -235,6 +267,14 @@ class MarkHeardInterceptor(AbstractResponseInterceptor):
         if name not in _QUERY_INTENTS:
             return
         user = _Base.user(handler_input)
+        told = handler_input.attributes_manager.request_attributes.get("told")
+        if told is not None and user:  # several pipelines: the handler noted what it told, per pipeline
+            try:
+                for pipeline, numbers in told.items():
+                    self.audience.mark_heard(pipeline, user, numbers)
+            except Exception:
+                logger.info("could not mark builds heard", exc_info=True)
+            return
         if not user or not self.settings.may_query(user):
             return
         try:
@@ -248,7 +288,8 @@ class MarkHeardInterceptor(AbstractResponseInterceptor):
             logger.info("could not mark builds heard", exc_info=True)
 
 
-def notify_handlers(builds: Builds, settings: SkillSettings, audience: Audience | None) -> list[Any]:
+def notify_handlers(builds: Builds, settings: SkillSettings, audience: Audience | None,
+                    pipelines: Pipelines | None = None) -> list[Any]:
     """The request handlers of this module, to register before the others (dispatch order)."""
-    return [cls(builds, settings, audience) for cls in (SkillEventHandler, NotifyMeHandler, PermissionAnswerHandler,
-                                                        SummaryLaunchHandler)]
+    return [cls(builds, settings, audience, pipelines) for cls in (SkillEventHandler, NotifyMeHandler,
+                                                                   PermissionAnswerHandler, SummaryLaunchHandler)]

@@ -16,9 +16,10 @@ class SkillSettings:
 
     Args:
         skill_id: every request's application id must equal this (checked on Lambda too).
-        allowed_user_ids: Alexa user ids allowed to start and stop builds.
-        others_can_query: whether other users may still ask about builds.
-        pipeline: the pipeline's name, spoken in answers and matched against the Pipeline slot.
+        allowed_user_ids: Alexa user ids allowed to start and stop builds (of the one pipeline the
+            skill serves when given a Builds port; with a directory, each pipeline's own apply).
+        others_can_query: whether other users may still ask about builds (likewise).
+        pipeline: the pipeline's name (with a directory: the home pipeline notifications follow).
     """
 
     skill_id: str = LOCAL_SKILL_ID

@@ -293,3 +293,76 @@ def test_the_cli_works_against_a_stack(sim_stack, tmp_path):
     assert code == 1 and "no build is running or queued" in err
     code, out, err = main(["--stack", "nope", "--region", REGION, "list"], ui=UI(io.StringIO(), err_stream := io.StringIO())), None, None
     assert code == 2 and "no stack 'nope' in us-east-1" in err_stream.getvalue()
+
+
+def test_one_skill_on_lambda_answers_for_a_dev_and_a_prod_stack(aws, monkeypatch):
+    """Two stacks side by side (dev is the simulated account's, prod a second state machine and
+    ledger); each wrote its directory entry, as the template's PipelineEntry does."""
+    engine, dev_arn, dev_ports, *_ = aws
+    from lambda_pipeline.adapters.aws import DynamoDBLedger
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName="sim-prod-ledger", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name="/sagebuild/sim-prod/config", Type="String", Value=json.dumps({**config(), "pipeline": "sim-prod"}))
+    prod_arn = engine.ensure_state_machine("sim-prod-build", render_definition())
+    dev_env = {k: v for k, v in __import__("os").environ.items() if k.startswith("SAGEBUILD_")}
+    prod_env = {**dev_env, "SAGEBUILD_STATE_MACHINE": prod_arn, "SAGEBUILD_LEDGER_TABLE": "sim-prod-ledger",
+                "SAGEBUILD_CONFIG_PARAMETER": "/sagebuild/sim-prod/config"}
+    lead, dev = "amzn1.ask.account.lead", "amzn1.ask.account.dev"
+    for name, env, users in (("sim", dev_env, f"{lead},{dev}"), ("sim-prod", prod_env, lead)):
+        ssm.put_parameter(Name=f"/sagebuild/pipelines/{name}", Type="String", Value=json.dumps(
+            {"name": name, "allowed_user_ids": users, "others_can_query": True, "environment": env}))
+    prod_ledger = DynamoDBLedger("sim-prod-ledger")
+    shipped = prod_ledger.create_build("sim-prod", "cli", "release")
+    prod_ledger.finish_build(shipped.id, "SUCCEEDED")
+    import skill.app
+    monkeypatch.setattr(skill.app, "_default", None)
+    for key, value in {"SKILL_ID": "amzn1.ask.skill.sim", "ALLOWED_USER_IDS": f"{lead},{dev}", "PIPELINE_NAME": "sim",
+                       "SAGEBUILD_PIPELINES_PATH": "/sagebuild/pipelines"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("SAGEBUILD_ENGINE_URL", raising=False)
+    from skill.envelopes import intent_request
+
+    def say(intent, user, slots=None, session=None):
+        envelope = intent_request(intent, slots, skill_id="amzn1.ask.skill.sim", user_id=user,
+                                  new_session=session is None, attributes=(session or {}).get("attributes"),
+                                  session_id=(session or {}).get("id"))
+        response = skill.app.lambda_handler(envelope, None)
+        if session is not None:
+            session.update(attributes=response.get("sessionAttributes") or {}, id=envelope["session"]["sessionId"])
+        return response["response"]["outputSpeech"]["ssml"]
+
+    refused = say("StartBuildIntent", dev, {"Pipeline": "prod"})
+    assert "not allowed to start, stop or roll back sim prod" in refused, refused
+    assert prod_ledger.list_builds() == [prod_ledger.get_build(1)]  # nothing started on prod
+    started = say("StartBuildIntent", dev, {"Pipeline": "sim"})
+    assert "sim: Started build 1." in started, started
+    build = dev_ports.ledger.get_build(1)
+    assert build.execution_arn.startswith(dev_arn.replace(":stateMachine:", ":execution:"))
+    finished(dev_ports, build.id)  # nothing else calls AWS while the answers are counted
+    import botocore.client
+    calls: list[str] = []
+    real_call = botocore.client.BaseClient._make_api_call
+
+    def counted(client, operation, params):
+        calls.append(f"{client.meta.service_model.service_name}:{operation}")
+        return real_call(client, operation, params)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counted)
+    say("BuildStatusIntent", "amzn1.ask.account.someone-else")  # warm: clients built, directory listed
+    calls.clear()
+    across = say("BuildStatusIntent", "amzn1.ask.account.someone-else")
+    assert "sim prod: build 1 passed" in across and "sim: build 1 passed" in across, across
+    assert not [c for c in calls if c.startswith("ssm:")]  # the directory is cached for 10 s
+    assert len(calls) <= 12, calls  # per stack: its latest builds (DynamoDB); 11 in moto 5
+    calls.clear()
+    only_prod = say("BuildStatusIntent", lead, {"Pipeline": "sim prod"})
+    assert len(calls) <= 16 and "sagemaker:DescribeEndpoint" in calls, calls  # + what is live; 14 in moto 5
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", real_call)
+    assert "sim prod: Build 1 passed" in only_prod and "sim:" not in only_prod, only_prod
+    session: dict = {}
+    asked = say("StopBuildIntent", lead, session=session)
+    assert "Which pipeline: sim or sim prod?" in asked
+    stop = say("StopBuildIntent", lead, {"Pipeline": "sim"}, session=session)
+    assert stop.startswith("<speak>sim: "), stop  # asks to confirm, or says build 1 already ended

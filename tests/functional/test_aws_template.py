@@ -148,12 +148,33 @@ def test_the_template_deploys_into_moto_as_dev_and_prod():
             assert parsed["pipeline"] == stack and parsed["training"]["channels"]["train"].startswith("s3://")
         machines = boto3.client("stepfunctions", region_name="us-east-1").list_state_machines()["stateMachines"]
         assert len(machines) == 2  # one per stack, side by side
+        from lambda_pipeline.adapters.aws.ssm_pipelines import SsmPipelines
+        directory = SsmPipelines(ttl=0, builds_factory=dict,  # each stack wrote its own entry
+                                 boto3_client=boto3.client("ssm", region_name="us-east-1"))
+        assert directory.names() == ["sagebuild-dev", "sagebuild-prod"]
+        assert {directory.info(n).url for n in directory.names()} == {m["stateMachineArn"] for m in machines}
+        prod_env = directory.builds("sagebuild-prod")
+        assert prod_env["SAGEBUILD_CONFIG_PARAMETER"] == "/sagebuild/sagebuild-prod/config"
+        assert prod_env["SAGEBUILD_LEDGER_TABLE"].startswith("sagebuild-prod-LedgerTable-")
         functions = boto3.client("lambda", region_name="us-east-1").list_functions()["Functions"]
         steps = [n for n in tpl["Resources"] if n.startswith("Step") and n.endswith("Function")]
         assert len(steps) == 12 and len(functions) == 2 * (len(steps) + 4)  # + launch, webhook, state change, skill
         rules = boto3.client("events", region_name="us-east-1").list_rules()["Rules"]
         patterns = [json.loads(r["EventPattern"]) for r in rules if r.get("EventPattern")]
         assert sorted(p["source"][0] for p in patterns) == ["aws.sagemaker"] * 2 + ["aws.states"] * 2
+
+
+def test_the_skill_reads_the_directory_and_reaches_only_sagebuild_resources(variant):
+    _, tpl = variant
+    statements = [st for role, st in policy_statements(tpl) if role == "SkillRole"]
+    by_action = {a: json.dumps(st["Resource"]) for st in statements
+                 for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])}
+    assert by_action["ssm:GetParametersByPath"].endswith(':parameter/sagebuild/pipelines"}')
+    assert "stateMachine:*-build" in by_action["states:StartExecution"]
+    assert "table/*-LedgerTable-*" in by_action["dynamodb:Query"]
+    assert tpl["Resources"]["PipelineEntry"]["Properties"]["Name"] == {"Fn::Sub": "/sagebuild/pipelines/${AWS::StackName}"}
+    env = tpl["Resources"]["SkillFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["SAGEBUILD_PIPELINES_PATH"] == "/sagebuild/pipelines"
 
 
 def test_cli_renders_every_variant(tmp_path):

@@ -220,3 +220,25 @@ def test_example_phrases_resolve_to_a_custom_intent(locale):
 def test_the_skill_declares_the_apl_interface():
     interfaces = MANIFEST["apis"]["custom"].get("interfaces", [])
     assert [i for i in interfaces if i.get("type") == "ALEXA_PRESENTATION_APL"], interfaces
+
+
+def test_the_dialog_model_lets_the_skill_elicit_the_pipeline_of_an_action(locale):
+    """The "Which pipeline?" answer: Dialog.ElicitSlot needs the intent and slot in a dialog model,
+    slot samples that hold that slot alone, and no intent sample that is a bare slot."""
+    m = json.loads((MODEL_DIR / f"{locale}.json").read_text(encoding="utf-8"))["interactionModel"]
+    dialog = {i["name"]: i for i in m["dialog"]["intents"]}
+    assert set(dialog) == {"StartBuildIntent", "StopBuildIntent", "RollbackIntent"}
+    assert m["dialog"]["delegationStrategy"] == "SKILL_RESPONSE"
+    intents = {i["name"]: i for i in m["languageModel"]["intents"]}
+    for name, spec in dialog.items():
+        [slot] = spec["slots"]
+        assert slot["name"] == "Pipeline" and not slot["elicitationRequired"]
+        [declared] = [s for s in intents[name]["slots"] if s["name"] == "Pipeline"]
+        assert declared["type"] == slot["type"] == "PIPELINE_NAME"
+        assert "{Pipeline}" in declared["samples"] and len(declared["samples"]) >= 5
+        for sample in declared["samples"]:
+            assert re.findall(r"\{(\w+)\}", sample) == ["Pipeline"], sample
+            text = re.sub(r"\{\w+\}", "", sample)
+            assert re.fullmatch(ALLOWED[locale], text.replace(" ", "") if locale == "ja-JP" else text) or not text
+    for intent in intents.values():
+        assert all(not re.fullmatch(r"\{\w+\}", s.strip()) for s in intent.get("samples", [])), intent["name"]
