@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,62 @@ def test_an_unknown_framework_or_version_is_refused_before_any_step(project, eng
     assert "'training.framework' 'lightgbm' is not supported: use one of sklearn, xgboost, pytorch, tensorflow, " \
         "custom" in out.stderr
     assert engine.api("GET", "/v1/builds")["builds"] == []  # nothing started
+
+
+SLOW_BACKEND = '''
+import time
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    time.sleep(300)
+    return []
+
+
+get_requires_for_build_editable = get_requires_for_build_wheel
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    time.sleep(300)
+'''
+
+
+def _processes_under(folder: Path) -> list[int]:
+    """PIDs whose working directory is inside ``folder`` (a package build the installer started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")).is_relative_to(folder):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_stop_while_the_environment_installs_ends_the_installer_and_aborts(project):
+    package = project / "model" / "slowpkg"
+    package.mkdir()
+    (package / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "slowbackend"\n'
+                                            'backend-path = ["."]\n\n[project]\nname = "slowpkg"\nversion = "0.1"\n'
+                                            'dynamic = ["description"]\n')
+    (package / "slowbackend.py").write_text(SLOW_BACKEND)
+    (project / "model" / "requirements.txt").write_text("./slowpkg\n")
+    edit_config(project, polling=FAST_POLLING)
+    engine = EngineProcess(project).start()
+    try:
+        number = engine.start_build("slow install")["number"]
+        engine.wait_build(number, step="Train")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _processes_under(project / ".sagebuild" / "jobs"):
+            time.sleep(0.1)
+        assert _processes_under(project / ".sagebuild" / "jobs"), "the package build never started"
+        started = time.monotonic()
+        engine.api("POST", f"/v1/builds/{number}/stop")
+        build = engine.wait_build(number, timeout=30)
+        assert build["status"] == "ABORTED" and build["failed_step"] == "Train", build
+        assert time.monotonic() - started < 15
+        assert _processes_under(project / ".sagebuild" / "jobs") == []
+        key = _logs(engine, number).split("building environment ")[1].split()[0]
+        assert not (Path(os.environ["SAGEBUILD_ENV_DIR"]) / key).exists()  # nothing half-made is kept
+    finally:
+        engine.stop()
