@@ -119,7 +119,8 @@ class LocalHostingPlatform:
     # -- models and configs ---------------------------------------------------------------
     def create_model(self, name: str, artifact_uri: str, code_uri: str | None, entry_point: str | None,
                      image_uri: str | None = None) -> None:
-        """``image_uri`` is accepted for the port's sake: locally the model runs in the engine's Python."""
+        """``image_uri`` is accepted for the port's sake: locally the model is served in the environment it
+        was trained in (the ``environment.json`` beside its artifact)."""
         with self._db.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO hosting_models VALUES (?, ?, ?, ?, ?)",
                          (name, artifact_uri, code_uri, entry_point, self._clock()))
