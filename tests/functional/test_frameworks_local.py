@@ -162,3 +162,17 @@ def test_container_libraries_import_in_a_bare_interpreter_path():
             "from sagemaker_xgboost_container import distributed, encoder; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(libs)})
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_requirements_include_files_and_paths_relative_to_the_code_folder(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "base.txt").write_text("humanize==4.17.0\n")
+    (code / "requirements.txt").write_text("-r base.txt\n")
+    lines: list[str] = []
+    env = LocalEnvironments(tmp_path / "envs").prepare(resolve_framework("sklearn", None), "-r base.txt\n",
+                                                       lines.append, cwd=str(code))
+    out = subprocess.run([env.python, "-c", "import humanize, sklearn; print(humanize.intcomma(1000))"],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "1,000", (out.stderr, lines)
+    assert subprocess.run([sys.executable, "-c", "import humanize"], capture_output=True).returncode != 0

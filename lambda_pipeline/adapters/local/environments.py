@@ -203,8 +203,11 @@ class LocalEnvironments:
         lines = _requirement_lines(requirements)
         if lines:
             with tempfile.TemporaryDirectory() as tmp:
-                req_file = Path(tmp) / "requirements.txt"
-                req_file.write_text(requirements)
+                # the code folder's own file where it is that text: its `-r other.txt` lines resolve there
+                req_file = Path(cwd) / "requirements.txt" if cwd else Path(tmp) / "missing"
+                if not req_file.is_file() or req_file.read_text() != requirements:
+                    req_file = Path(tmp) / "requirements.txt"
+                    req_file.write_text(requirements)
                 if layered:
                     self._install_over_base(run, python, req_file, Path(tmp), log)
                 else:

@@ -312,7 +312,8 @@ class LocalHostingPlatform:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "ab")
         env = dict(os.environ)
-        argv[0], server_path, env["SAGEBUILD_FRAMEWORK"] = self._environment(model["artifact"], log)
+        argv[0], server_path, env["SAGEBUILD_FRAMEWORK"] = self._environment(
+            model["artifact"], log, str(code_dir) if code_dir.is_dir() else None)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [server_path, env.get("PYTHONPATH")]))
         env["SAGEBUILD_OWNER"] = f"endpoint:{self.root}"
         env["SAGEMAKER_PROGRAM"] = model["entry_point"] or ""
@@ -334,14 +335,15 @@ class LocalHostingPlatform:
             time.sleep(0.05)
         return backend
 
-    def _environment(self, artifact: str, log: Any) -> tuple[str, str, str]:
+    def _environment(self, artifact: str, log: Any, code_dir: str | None) -> tuple[str, str, str]:
         """The interpreter, import path and framework of a model's server: the environment it was
         trained in (see environments.py), else this process's own Python with sklearn defaults."""
         spec = model_environment_spec(self._artifacts.local_path(artifact)) if self._environments else None
         if self._environments is None or spec is None:
             return self._python, str(Path(__file__).resolve().parents[3]), "sklearn"
         choice, requirements = spec
-        environment = self._environments.prepare(choice, requirements, lambda line: log.write(line.encode() + b"\n"))
+        environment = self._environments.prepare(choice, requirements, lambda line: log.write(line.encode() + b"\n"),
+                                                 cwd=code_dir)
         log.flush()
         return environment.python, environment.server_path, choice.framework
 
