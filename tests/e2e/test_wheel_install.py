@@ -49,6 +49,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, source / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "SAGEBUILD"))}
+    env["SAGEBUILD_ENV_DIR"] = str(root / "envs")  # project environments: not the user's cache
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
           "-w", str(root / "dist"), str(source)], root, env)
     wheel, = (root / "dist").glob("sagebuild-*.whl")
