@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .frameworks import resolve_framework
 
 __all__ = ["load_config_text", "validate_config", "strip_comments", "SCHEMA", "Field", "LOCAL_SKILL_ID",
            "LOCAL_USER_ID", "EVENTS"]
@@ -68,6 +69,11 @@ SCHEMA: dict[str, Any] = {
                                      minimum=1),
         "instance_type": Field((str,), "Where training runs; 'local' here, an ml.* type on AWS.",
                                default="local"),
+        "framework": Field((str,), "What the script runs on: sklearn, xgboost, pytorch, tensorflow or custom "
+                           "(only the code folder's requirements.txt); the SageMaker image on AWS, an environment "
+                           "with the same packages locally.", default="sklearn"),
+        "framework_version": Field((str,), "The SageMaker container version, e.g. 1.9-0 (sklearn), 3.2-0 "
+                                   "(xgboost); default the newest SageBuild supports.", default=None),
     },
     "image": {
         "build": Field((bool,), "Build a code image before training (code package locally, CodeBuild on AWS).",
@@ -260,6 +266,10 @@ def _validate_value(value: Any, spec: Field, path: str, problems: list[str]) -> 
 
 
 def _check_semantics(cfg: dict[str, Any], problems: list[str]) -> None:
+    try:
+        resolve_framework(cfg["training"]["framework"], cfg["training"]["framework_version"])
+    except ConfigError as exc:
+        problems.append(str(exc))
     for name, value in cfg["training"]["hyperparameters"].items():
         if not isinstance(value, (str, int, float, bool)):
             problems.append(f"'training.hyperparameters.{name}' must be a string, number or boolean")

@@ -125,7 +125,7 @@ def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
     if not args.wait:
         ctx.ui.say(f"Follow it with `sagebuild status {build.number}` or `sagebuild logs {build.number} --follow`.")
         return 0
-    final = watch(builds, build.id, ctx.ui, poll=5.0 if ctx.stack else 0.2)
+    final = watch(builds, build.id, ctx.ui, poll=5.0 if ctx.stack else 0.2, environment=not ctx.stack)
     return 0 if final.status == BuildStatus.SUCCEEDED else 1
 
 
@@ -295,7 +295,8 @@ def cmd_aws_deploy(ctx: Context, args: argparse.Namespace) -> int:
         outputs = tool.deploy(args.stack, parse_params(args.param or []), variant=args.variant,
                               template=Path(args.template) if args.template else None,
                               project=None if args.no_code else ctx.project,
-                              write_config=not args.keep_config, upload_data=args.upload_data)
+                              write_config=not args.keep_config, upload_data=args.upload_data,
+                              framework_from=ctx.project)
     ctx.ui.say(f"stack {args.stack} in {tool.region}:")
     for key, value in sorted(outputs.items()):
         ctx.ui.say(f"  {key:<22} {value}")
@@ -350,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help="scaffold a project config (with comments), or copy an example")
     p.add_argument("dir", nargs="?", help="folder to initialise (default: the project folder)")
-    p.add_argument("--example", help="copy a sample project, e.g. 'wine'")
+    p.add_argument("--example", help="copy a sample project: 'wine' (scikit-learn) or 'xgboost'")
     p.add_argument("--force", action="store_true", help="overwrite an existing sagebuild.json")
     p.add_argument("--git", metavar="REPO", help="install a post-commit hook in REPO that starts builds")
     p.set_defaults(func=cmd_init)

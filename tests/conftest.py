@@ -15,6 +15,9 @@ from tests.helpers import REPO, EngineProcess
 
 # Engines the tests start register in a registry of their own, not the user's (subprocesses inherit it).
 os.environ["SAGEBUILD_HOME"] = tempfile.mkdtemp(prefix="sagebuild-home-")
+# Project environments (framework + requirements.txt) are cached in one folder for the whole session, so
+# every test after the first reuses them; never the user's cache.
+os.environ["SAGEBUILD_ENV_DIR"] = tempfile.mkdtemp(prefix="sagebuild-envs-")
 
 
 @pytest.fixture(scope="session")

@@ -61,6 +61,39 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _framework_params(project: Path, params: dict[str, str], say: Callable[[str], None]) -> None:
+    """``Framework`` and ``FrameworkVersion`` from the project's ``training.framework`` and
+    ``training.framework_version``, so the stack's images match what the project trains with
+    locally. A ``--param`` may only differ where the config leaves the key unset."""
+    from lambda_pipeline.adapters.local.config_store import CONFIG_FILE
+    from lambda_pipeline.config import load_config_text, strip_comments
+    from lambda_pipeline.frameworks import resolve_framework
+    path = project / CONFIG_FILE
+    if not path.is_file():
+        return
+    text = path.read_text()
+    training = load_config_text(text, str(path))["training"]
+    explicit = json.loads(strip_comments(text)).get("training", {})
+    choice = resolve_framework(training["framework"], training["framework_version"])
+    given = params.get("Framework")
+    if given is not None and given != choice.aws_framework:
+        if "framework" in explicit:
+            raise ConfigError(f"--param Framework={given} contradicts training.framework {choice.framework!r} in "
+                              f"{CONFIG_FILE}: change one of them")
+        return  # no framework in the config: the parameter decides, as before
+    params["Framework"] = choice.aws_framework
+    if not choice.version:
+        return  # custom: the scikit-learn image's newest version, or the parameter's
+    given = params.get("FrameworkVersion")
+    if given is not None and given != choice.version:
+        if explicit.get("framework_version"):
+            raise ConfigError(f"--param FrameworkVersion={given} contradicts training.framework_version "
+                              f"{choice.version!r} in {CONFIG_FILE}: change one of them")
+        return
+    params["FrameworkVersion"] = choice.version
+    say(f"framework: {choice.framework} {choice.version} (training.framework in {CONFIG_FILE})")
+
+
 class StackTool:
     """Deploys, destroys and describes SageBuild stacks with one boto3 session.
 
@@ -84,9 +117,11 @@ class StackTool:
 
     # -- deploy ---------------------------------------------------------------------------
     def deploy(self, stack: str, params: dict[str, str], variant: str = "default", template: Path | None = None,
-               project: Path | None = None, write_config: bool = True, upload_data: bool = False) -> dict[str, str]:
+               project: Path | None = None, write_config: bool = True, upload_data: bool = False,
+               framework_from: Path | None = None) -> dict[str, str]:
         """Create or update the stack; then, with a ``project``, put its config and code (and, with
-        ``upload_data``, its data) where the stack's builds look. Returns the stack's outputs."""
+        ``upload_data``, its data) where the stack's builds look. The images follow the framework
+        of the config in ``framework_from`` (default ``project``). Returns the stack's outputs."""
         if not _STACK_NAME.match(stack):
             raise ConfigError(f"stack name {stack!r}: use 1 to 30 lowercase letters, digits and hyphens, starting "
                               "with a letter (it is part of bucket and repository names, which allow no more)")
@@ -98,6 +133,9 @@ class StackTool:
         if unknown:
             raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; the template takes: {', '.join(sorted(known))}")
         params = dict(params)
+        config_dir = framework_from or project
+        if config_dir is not None:
+            _framework_params(config_dir, params, self._say)
         self._images(params)
         bucket = self._staging_bucket()
         with tempfile.TemporaryDirectory() as tmp:

@@ -21,8 +21,10 @@ from typing import Any, Callable
 
 from lambda_pipeline.adapters.local import (ConfiguredNotifier, FileConfigStore, LocalArtifactStore,
                                             LocalHostingPlatform, LocalTrainingPlatform, SqliteLedger)
+from lambda_pipeline.adapters.local.environments import LocalEnvironments
 from lambda_pipeline.adapters.local.source import ProjectSourceStore
 from lambda_pipeline.errors import SageBuildError
+from lambda_pipeline.frameworks import FrameworkChoice, resolve_framework
 from lambda_pipeline.ports import Ports
 from lambda_pipeline.steps import answer_wait, bind_handlers
 
@@ -67,6 +69,19 @@ class StatePaths:
         return cls(Path(project_dir).resolve())
 
 
+def _framework_of(spec: dict[str, Any], ledger: SqliteLedger, config: FileConfigStore) -> FrameworkChoice:
+    """The framework of the build a training job belongs to (its config snapshot; else the file's)."""
+    build_id = next((t["Value"] for t in spec.get("Tags", []) if t.get("Key") == "sagebuild:build"), None)
+    snapshot = None
+    if build_id:
+        try:
+            snapshot = ledger.get_build(build_id).config
+        except SageBuildError:
+            snapshot = None
+    training = (snapshot or config.load())["training"]
+    return resolve_framework(training.get("framework"), training.get("framework_version"))
+
+
 class LocalService:
     """The whole local mode of one project, in this process.
 
@@ -95,9 +110,12 @@ class LocalService:
         config = FileConfigStore(str(self.paths.project))
         ledger = SqliteLedger(db)
         self.notifier = ConfiguredNotifier(config.load, notify, state=ledger)  # state: who opted out of Alexa
+        environments = LocalEnvironments()  # shared by all projects: $SAGEBUILD_ENV_DIR or ~/.cache/sagebuild/envs
         self.training = LocalTrainingPlatform(str(self.paths.root / "jobs"), db, artifacts, python=sys.executable,
-                                              grace_seconds=grace_seconds)
+                                              grace_seconds=grace_seconds, environments=environments,
+                                              framework_of=lambda spec: _framework_of(spec, ledger, config))
         self.hosting = LocalHostingPlatform(str(self.paths.root / "endpoints"), db, artifacts, python=sys.executable,
+                                            environments=environments,
                                             workers=lambda: self._config_value("deploy", "workers", None))
         self.engine = Engine({})
         self.ports = Ports(

@@ -118,6 +118,27 @@ def test_deploy_resolves_images_packages_uploads_and_creates_the_stack_by_change
     assert env["SAGEBUILD_USE_SPOT"] == "true"
 
 
+def test_deploy_picks_the_images_of_the_projects_configured_framework(account, tmp_path):
+    _, template = account
+    project = tmp_path / "cancer"
+    code, out, err = run(tmp_path, "init", str(project), "--example", "xgboost")
+    assert code == 0, err
+    code, out, err = run(project, "aws", "deploy", "--stack", "sb-xgb", "--template", str(template), "--no-code")
+    assert code == 0, err
+    assert "framework: xgboost 3.2-0 (training.framework in sagebuild.json)" in out
+    assert "images (xgboost 3.2-0 in us-east-1, from the SageMaker SDK catalogue):" in out
+    stack = boto3.client("cloudformation", region_name=REGION).describe_stacks(StackName="sb-xgb")["Stacks"][0]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert params["Framework"] == "xgboost" and params["FrameworkVersion"] == "3.2-0"
+    assert params["TrainingImageUri"].endswith("/sagemaker-xgboost:3.2-0")
+    assert params["ServingImageUri"].endswith("/sagemaker-xgboost:3.2-0")
+    # a parameter contradicting what the config names is refused, before anything is created
+    code, out, err = run(project, "aws", "deploy", "--stack", "sb-xgb2", "--param", "Framework=sklearn")
+    assert code == 2 and "--param Framework=sklearn contradicts training.framework 'xgboost'" in err
+    code, out, err = run(project, "aws", "deploy", "--stack", "sb-xgb2", "--param", "FrameworkVersion=1.7-1")
+    assert code == 2 and "--param FrameworkVersion=1.7-1 contradicts training.framework_version '3.2-0'" in err
+
+
 def test_deploy_refuses_unknown_parameters_and_bad_pairs_before_touching_aws(account):
     project, template = account
     code, out, err = run(project, "aws", "deploy", "--stack", "sb", "--template", str(template), "--param", "Spot=yes")

@@ -23,7 +23,7 @@ def test_init_example_copies_code_and_prepares_data(tmp_path):
     rows = (tmp_path / "w/data/validation/validation.csv").read_text().splitlines()
     assert len(rows) == 54 and len(rows[0].split(",")) == 14
     bad = cli(tmp_path, "init", str(tmp_path / "x"), "--example", "nope")
-    assert bad.returncode == 2 and "no example 'nope'; examples: wine" in bad.stderr
+    assert bad.returncode == 2 and "no example 'nope'; examples: wine, xgboost" in bad.stderr
 
 
 def test_commands_without_an_engine_say_what_to_do(tmp_path):

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Union
 from ...errors import NotFound, SageBuildError
 from .artifacts import LocalArtifactStore
 from .db import Database
+from .environments import LocalEnvironments, model_environment_spec
 from .httpserver import LocalHTTPServer, OneWriteHandler
 from .job_events import JobEvents
 from .processes import find_marked_processes, kill_tree, spawn_supervised, terminate_gracefully
@@ -109,7 +110,8 @@ class LocalHostingPlatform:
         root: where unpacked models and server logs live.
         db_path: SQLite file for the hosting tables.
         artifacts: resolves ``file://`` model and code URIs.
-        python: interpreter for model servers.
+        python: interpreter for model servers (of models trained without an environment).
+        environments: builds (or reuses) the environment a model was trained in, to serve it there.
         ready_timeout: seconds a new server has to answer ``/ping``.
         drain_seconds: longest wait for in-flight requests on the old server after a swap.
         workers: worker processes per model server, or a callable read each time one starts
@@ -119,12 +121,14 @@ class LocalHostingPlatform:
 
     def __init__(self, root: str, db_path: str, artifacts: LocalArtifactStore, python: str = sys.executable,
                  ready_timeout: float = 120.0, drain_seconds: float = 30.0,
-                 clock: Callable[[], float] = time.time, workers: Workers = None) -> None:
+                 clock: Callable[[], float] = time.time, workers: Workers = None,
+                 environments: LocalEnvironments | None = None) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._db = Database(db_path, _SCHEMA)
         self._artifacts = artifacts
         self._python = python
+        self._environments = environments
         self._ready_timeout = ready_timeout
         self._workers = workers
         self._drain = drain_seconds
@@ -136,7 +140,8 @@ class LocalHostingPlatform:
     # -- models and configs ---------------------------------------------------------------
     def create_model(self, name: str, artifact_uri: str, code_uri: str | None, entry_point: str | None,
                      image_uri: str | None = None) -> None:
-        """``image_uri`` is accepted for the port's sake: locally the model runs in the engine's Python."""
+        """``image_uri`` is accepted for the port's sake: locally the model is served in the environment it
+        was trained in (the ``environment.json`` beside its artifact)."""
         with self._db.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO hosting_models VALUES (?, ?, ?, ?, ?)",
                          (name, artifact_uri, code_uri, entry_point, self._clock()))
@@ -378,8 +383,9 @@ class LocalHostingPlatform:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "ab")
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[3]),
-                                                          env.get("PYTHONPATH")]))
+        argv[0], server_path, env["SAGEBUILD_FRAMEWORK"] = self._environment(
+            model["artifact"], log, str(code_dir) if code_dir.is_dir() else None)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [server_path, env.get("PYTHONPATH")]))
         env["SAGEBUILD_OWNER"] = self._owner
         workers = self._workers() if callable(self._workers) else self._workers
         if workers is not None:
@@ -410,6 +416,18 @@ class LocalHostingPlatform:
     @property
     def _owner(self) -> str:
         return f"endpoint:{self.root}"
+
+    def _environment(self, artifact: str, log: Any, code_dir: str | None) -> tuple[str, str, str]:
+        """The interpreter, import path and framework of a model's server: the environment it was
+        trained in (see environments.py), else this process's own Python with sklearn defaults."""
+        spec = model_environment_spec(self._artifacts.local_path(artifact)) if self._environments else None
+        if self._environments is None or spec is None:
+            return self._python, str(Path(__file__).resolve().parents[3]), "sklearn"
+        choice, requirements = spec
+        environment = self._environments.prepare(choice, requirements, lambda line: log.write(line.encode() + b"\n"),
+                                                 cwd=code_dir)
+        log.flush()
+        return environment.python, environment.server_path, choice.framework
 
     def _read_port(self, proc: subprocess.Popen[bytes], log_path: Path) -> tuple[int, list[int]]:
         """The server's first stdout line, written once every worker serves: (port, pids)."""

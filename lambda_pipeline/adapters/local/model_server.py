@@ -5,9 +5,10 @@ Run as ``python -m lambda_pipeline.adapters.local.model_server --model-dir D [--
 (default ``SAGEMAKER_MODEL_SERVER_WORKERS``, else the CPU count, as SageMaker's scikit-learn
 container does) that accept on one listening socket (see ``prefork.py``). ``GET /ping`` answers
 200 only while every worker is serving. User code may define ``model_fn``, ``input_fn``,
-``predict_fn``, ``output_fn``; missing ones fall back to the scikit-learn container's defaults
-(joblib model; CSV, JSON or NPY in; JSON or CSV out). Once every worker is up, the first line on
-stdout is ``{"port": N, "pids": [master, worker, ...]}``.
+``predict_fn``, ``output_fn``; missing ones fall back to the defaults of the framework in
+``SAGEBUILD_FRAMEWORK``: the scikit-learn container's here (joblib model; CSV, JSON or NPY in;
+JSON or CSV out), the others in ``serving_defaults.py``. Once every worker is up, the first line
+on stdout is ``{"port": N, "pids": [master, worker, ...]}``.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from typing import Any, Callable, Mapping
 
 from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer, OneWriteHandler
 from lambda_pipeline.adapters.local.prefork import ReadyBoard, cpu_count, run_prefork
+from lambda_pipeline.adapters.local.serving_defaults import UnsupportedMediaType, defaults_for
 
 __all__ = ["default_model_fn", "default_input_fn", "default_predict_fn", "default_output_fn",
            "ModelHandlers", "serve", "resolve_workers", "WORKERS_ENV", "MAX_WORKERS"]
@@ -34,10 +36,6 @@ WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 MAX_WORKERS = 64
 
 logger = logging.getLogger("sagebuild.model_server")
-
-
-class UnsupportedMediaType(ValueError):
-    """The request's Content-Type (415) or Accept (406) is not one the handlers know."""
 
 
 def default_model_fn(model_dir: str) -> Any:
@@ -84,8 +82,10 @@ def default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
 class ModelHandlers:
     """The four serving functions, taken from user code where it defines them."""
 
-    def __init__(self, module: ModuleType | None = None) -> None:
+    def __init__(self, module: ModuleType | None = None,
+                 defaults: dict[str, Callable[..., Any]] | None = None) -> None:
         def pick(name: str, default: Callable[..., Any]) -> Callable[..., Any]:
+            default = (defaults or {}).get(name, default)
             return getattr(module, name, default) if module is not None else default
         self.model_fn = pick("model_fn", default_model_fn)
         self.input_fn = pick("input_fn", default_input_fn)
@@ -193,7 +193,7 @@ def serve(model_dir: str, code_dir: str | None, program: str | None, port: int =
     """
     count = resolve_workers(workers, os.environ)
     module = load_user_module(code_dir, program) if code_dir and program else None
-    handlers = ModelHandlers(module)
+    handlers = ModelHandlers(module, defaults_for(os.environ.get("SAGEBUILD_FRAMEWORK")))
     model = handlers.model_fn(model_dir)
     listener = listen(port)
 

@@ -16,13 +16,14 @@ import threading
 from pathlib import Path
 from typing import IO, Callable
 
-__all__ = ["spawn_supervised", "kill_tree", "find_marked_processes", "terminate_gracefully"]
+__all__ = ["spawn_supervised", "kill_tree", "find_marked_processes", "terminate_gracefully", "die_with_parent"]
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True) if os.name == "posix" else None
 
 
-def _child_setup() -> None:
+def die_with_parent() -> None:
+    """A ``preexec_fn``: the kernel SIGKILLs the child when the thread that started it dies."""
     if _libc is not None:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -40,7 +41,7 @@ def spawn_supervised(argv: list[str], *, cwd: str, env: dict[str, str], stdout: 
     def supervise() -> None:
         try:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr,
-                                    stdin=subprocess.DEVNULL, preexec_fn=_child_setup,
+                                    stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
                                     start_new_session=True)
         except OSError as exc:
             box["error"] = exc

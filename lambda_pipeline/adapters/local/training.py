@@ -23,8 +23,10 @@ from typing import Any, Callable
 
 from ...errors import NotFound, SageBuildError
 from ...model import LogChunk
+from ...frameworks import FrameworkChoice, resolve_framework
 from .artifacts import LocalArtifactStore
 from .db import Database
+from .environments import LocalEnvironments
 from .job_events import JobEvents
 from .processes import find_marked_processes, kill_tree, spawn_supervised, terminate_gracefully
 from .tarballs import pack_dir, unpack
@@ -46,6 +48,7 @@ _SCRIPT_MODE_KEYS = {"sagemaker_program", "sagemaker_submit_directory", "sagemak
                      "sagemaker_container_log_level", "sagemaker_job_name"}
 _STDERR_TAIL = 20
 OWNER_PREFIX = "training:"
+_ENVIRONMENT = "environment.json"  # what the job's environment held; travels beside model.tar.gz
 
 
 def build_training_env(work_dir: Path, hyperparameters: dict[str, str], channels: list[str],
@@ -104,7 +107,10 @@ class _Running:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
         self.log_lock = threading.Lock()
         self.readers: list[threading.Thread] = []
+        self.pumping = threading.Event()  # set once the readers run: a job's end waits for them
         self.log: Any = None
+        self.installer: subprocess.Popen[bytes] | None = None  # uv, while the environment is prepared
+        self.start_lock = threading.Lock()  # a stop and the script's start do not cross
 
 
 class LocalTrainingPlatform:
@@ -118,11 +124,16 @@ class LocalTrainingPlatform:
         long_poll_seconds: ``describe_training_job`` waits up to this long for an active job to
             change state (0: builds wait for ``events`` instead, answered when the job ends).
         grace_seconds: time between SIGTERM and SIGKILL on stop or max runtime.
+        environments: where jobs get their own environment (framework + requirements.txt); without
+            it scripts run in ``python`` itself.
+        framework_of: the framework a job's spec trains with (default sklearn at its newest version).
     """
 
     def __init__(self, root: str, db_path: str, artifacts: LocalArtifactStore,
                  python: str = sys.executable, long_poll_seconds: float = 0.0,
-                 grace_seconds: float = 5.0, clock: Callable[[], float] = time.time) -> None:
+                 grace_seconds: float = 5.0, clock: Callable[[], float] = time.time,
+                 environments: LocalEnvironments | None = None,
+                 framework_of: Callable[[dict[str, Any]], FrameworkChoice] | None = None) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._db = Database(db_path, _SCHEMA)
@@ -131,6 +142,8 @@ class LocalTrainingPlatform:
         self._long_poll = long_poll_seconds
         self._grace = grace_seconds
         self._clock = clock
+        self._environments = environments
+        self._framework_of = framework_of
         self._running: dict[str, _Running] = {}
         self._changed = threading.Condition()
         self.events = JobEvents()  # a job that ended: the engine answers the state waiting on it
@@ -167,22 +180,82 @@ class LocalTrainingPlatform:
             return name
         run = _Running()
         self._running[name] = run
+        run.log = open(work / "job.log", "ab", buffering=0)
+        argv = [str(entry), *user_args]
+        if self._environments is None:
+            self._launch(name, run, work, self._python, argv, env, spec)
+            return name
+        choice = self._framework_of(spec) if self._framework_of else resolve_framework(None, None)
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE training_jobs SET secondary_status = 'DownloadingTrainingImage' WHERE name = ?",
+                         (name,))
+        threading.Thread(target=self._prepare_and_launch, args=(name, run, work, choice, argv, env, spec),
+                         name=f"environment-{name}", daemon=True).start()
+        return name
+
+    def _prepare_and_launch(self, name: str, run: _Running, work: Path, choice: FrameworkChoice,
+                            argv: list[str], env: dict[str, str], spec: dict[str, Any]) -> None:
+        """Build (or reuse) the job's environment, then start the script in it; the install log
+        goes to the job log, and a failed install fails the job with the installer's error."""
+        assert self._environments is not None
+        requirements_file = work / "code" / "requirements.txt"
+        requirements = requirements_file.read_text() if requirements_file.is_file() else ""
+
+        def log(line: str) -> None:
+            with run.log_lock:
+                run.log.write((line + "\n").encode())
+
+        def track(proc: subprocess.Popen[bytes] | None) -> None:
+            run.installer = proc
+
+        try:
+            environment = self._environments.prepare(choice, requirements, log, cwd=str(work / "code"),
+                                                     on_process=track)
+        except Exception as exc:
+            self._running.pop(name, None)
+            run.log.close()
+            if run.stop_reason is not None:
+                self._finish(name, "Stopped", run.stop_reason, "the job was stopped")
+            else:
+                reason = str(exc) if isinstance(exc, SageBuildError) else f"{type(exc).__name__}: {exc}"
+                self._finish(name, "Failed", "Failed", reason[:1024])
+            return
+        if environment.library_path:  # after the code folder: the script's own modules come first
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(work / "code"), environment.library_path,
+                                                              os.environ.get("PYTHONPATH")]))
+        (work / _ENVIRONMENT).write_text(json.dumps({"framework": choice.framework, "version": choice.version,
+                                                     "requirements": requirements, "key": environment.key}))
+        with run.start_lock:
+            if run.stop_reason is not None:
+                self._running.pop(name, None)
+                run.log.close()
+                self._finish(name, "Stopped", run.stop_reason, "the job was stopped")
+                return
+            try:
+                self._launch(name, run, work, environment.python, argv, env, spec)
+            except OSError as exc:
+                self._running.pop(name, None)
+                run.log.close()
+                self._finish(name, "Failed", "Failed", f"the training script could not start: {exc}")
+
+    def _launch(self, name: str, run: _Running, work: Path, python: str, argv: list[str], env: dict[str, str],
+                spec: dict[str, Any]) -> None:
         max_runtime = int(spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
-        proc = spawn_supervised([self._python, str(entry), *user_args], cwd=str(work / "code"), env=env,
+        proc = spawn_supervised([python, *argv], cwd=str(work / "code"), env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 on_exit=lambda p: self._on_exit(name, p), name=name)
         run.proc = proc
-        log = run.log = open(work / "job.log", "ab", buffering=0)
+        log = run.log
         run.readers = [threading.Thread(target=self._pump, args=(proc.stdout, log, run, False), daemon=True),
                        threading.Thread(target=self._pump, args=(proc.stderr, log, run, True), daemon=True)]
         for reader in run.readers:
             reader.start()
+        run.pumping.set()
         with self._db.transaction() as conn:
             conn.execute("UPDATE training_jobs SET pid = ?, started_at = ?, secondary_status = 'Training'"
                          " WHERE name = ?", (proc.pid, self._clock(), name))
         threading.Thread(target=self._enforce_max_runtime, args=(name, proc, max_runtime),
                          name=f"max-runtime-{name}", daemon=True).start()
-        return name
 
     def describe_training_job(self, name: str) -> dict[str, Any]:
         """SageMaker ``DescribeTrainingJob`` shape. Waits up to the long-poll window while active."""
@@ -204,10 +277,15 @@ class LocalTrainingPlatform:
         with self._db.transaction() as conn:
             conn.execute("UPDATE training_jobs SET status = 'Stopping', secondary_status = 'Stopping'"
                          " WHERE name = ?", (name,))
-        if run is None or run.proc is None:
+        if run is None:
             self._finish(name, "Stopped", reason, None)
             return
-        run.stop_reason = reason
+        with run.start_lock:
+            run.stop_reason = reason
+            if run.proc is None:  # still preparing its environment: end the installer, if one runs
+                if run.installer is not None:
+                    kill_tree(run.installer.pid, signal.SIGTERM)
+                return
         threading.Thread(target=terminate_gracefully, args=(run.proc, self._grace), daemon=True).start()
 
     def read_log(self, name: str, offset: int = 0) -> LogChunk:
@@ -240,6 +318,9 @@ class LocalTrainingPlatform:
     def shutdown(self) -> None:
         """Stop every active job (engine shutting down)."""
         for name, run in list(self._running.items()):
+            if run.proc is None and run.installer is not None:
+                run.stop_reason = "EngineShutdown"
+                kill_tree(run.installer.pid, signal.SIGTERM)
             if run.proc is not None and run.proc.poll() is None:
                 run.stop_reason = "EngineShutdown"
                 terminate_gracefully(run.proc, self._grace)
@@ -291,7 +372,10 @@ class LocalTrainingPlatform:
             self.stop_training_job(name, reason="MaxRuntimeExceeded")
 
     def _on_exit(self, name: str, proc: subprocess.Popen[bytes]) -> None:
-        run = self._running.pop(name, _Running())
+        run = self._running.get(name) or _Running()
+        if name in self._running:  # a script that ends at once may end before its readers started
+            run.pumping.wait(timeout=5)
+        self._running.pop(name, None)
         for reader in run.readers:
             reader.join(timeout=5)
         if run.log is not None:
@@ -333,6 +417,8 @@ class LocalTrainingPlatform:
         output_tar = work / "output.tar.gz"
         pack_dir(str(work / "output" / "data"), str(output_tar))
         self._artifacts.put_file(f"{prefix}/{name}/output/output.tar.gz", str(output_tar))
+        if (work / _ENVIRONMENT).is_file():  # hosting serves the model in the same environment
+            self._artifacts.put_file(f"{prefix}/{name}/output/{_ENVIRONMENT}", str(work / _ENVIRONMENT))
         return artifact
 
     def _finish(self, name: str, status: str, secondary: str, reason: str | None,

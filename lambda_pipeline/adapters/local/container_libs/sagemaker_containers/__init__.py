@@ -1,0 +1,1 @@
+"""``sagemaker_containers`` as far as XGBoost scripts use it: see ``container_libs``."""
