@@ -49,7 +49,7 @@ def output_fn(prediction, accept):
 WINETOOLS = 'VERSION = "0.1"\n\ndef label_of(index):\n    return f"class_{int(index)}"\n'
 # Check on jobs and endpoints every second (each check waits up to a second for a change itself):
 # the builds end as soon as their work does, without the back-off's longer waits.
-FAST_POLLING = {"initial_seconds": 0, "max_seconds": 1, "backoff_rate": 1.0}
+WAITS = {"heartbeat_seconds": 300}  # builds move on at their jobs' events; this only bounds a lost one
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +58,7 @@ def xgboost_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(REPO / "examples" / "xgboost", root, ignore=shutil.ignore_patterns("data", "__pycache__"))
     subprocess.run([sys.executable, str(root / "prepare_data.py"), "--out", str(root / "data")], check=True,
                    capture_output=True)
-    edit_config(root, polling=FAST_POLLING)
+    edit_config(root, polling=WAITS)
     return root
 
 
@@ -182,7 +182,7 @@ def test_requirements_and_own_package_reach_training_and_serving_env_reused_then
     (model / "train.py").write_text((model / "train.py").read_text().replace("import joblib", TRAIN_EXTRA
                                                                            + "import joblib", 1))
     (model / "inference.py").write_text(INFERENCE)
-    edit_config(project, polling=FAST_POLLING, training={"hyperparameters": {"n-estimators": 20, "max-depth": 6}})
+    edit_config(project, polling=WAITS, training={"hyperparameters": {"n-estimators": 20, "max-depth": 6}})
     engine = EngineProcess(project).start()
     try:
         first = engine.wait_build(engine.start_build("with requirements")["number"])
@@ -213,7 +213,7 @@ def test_requirements_and_own_package_reach_training_and_serving_env_reused_then
 
 def test_a_bad_requirement_fails_the_build_at_train_with_uvs_message(project):
     (project / "model" / "requirements.txt").write_text("sagebuild-no-such-package-xyz==1.0\n")
-    edit_config(project, polling=FAST_POLLING)
+    edit_config(project, polling=WAITS)
     engine = EngineProcess(project).start()
     try:
         out = cli(project, "start", "--reason", "bad requirement", "--wait")
@@ -269,7 +269,7 @@ def test_custom_framework_runs_in_an_environment_of_only_its_requirements(tmp_pa
                      "hyperparameters": {"threshold": 1.5},
                      "metric_definitions": [{"Name": "score", "Regex": "score: ([0-9.]+)"}]},
         "gate": {"metric": "score", "minimum": 0.5},
-        "deploy": {"entry_point": "serve.py", "sample_payload": "1,1"}, "polling": FAST_POLLING}))
+        "deploy": {"entry_point": "serve.py", "sample_payload": "1,1"}, "polling": WAITS}))
     engine = EngineProcess(project).start()
     try:
         build = engine.wait_build(engine.start_build("custom")["number"])
@@ -336,7 +336,7 @@ def test_stop_while_the_environment_installs_ends_the_installer_and_aborts(proje
                                             'dynamic = ["description"]\n')
     (package / "slowbackend.py").write_text(SLOW_BACKEND)
     (project / "model" / "requirements.txt").write_text("./slowpkg\n")
-    edit_config(project, polling=FAST_POLLING)
+    edit_config(project, polling=WAITS)
     engine = EngineProcess(project).start()
     try:
         number = engine.start_build("slow install")["number"]
