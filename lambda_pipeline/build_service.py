@@ -17,6 +17,8 @@ Example::
 from __future__ import annotations
 
 import builtins
+import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -24,10 +26,10 @@ from typing import Any, Callable
 
 from . import rollbacks
 from .errors import (AlreadyRunning, ConfigError, ExecutionAlreadyExists, InvocationError, NotFound,
-                     NothingToStop, SageBuildError, TransientError)
+                     NothingToStop, NotRetryable, SageBuildError, TransientError)
 from .model import Build, BuildStatus, EndpointInfo, LogChunk
 from .ports import Executor, Ports
-from .steps import waits
+from .steps import replay, waits
 from .steps.handlers import apply_overrides, notification_payload
 
 __all__ = ["BuildService", "combined_reason", "execution_name", "EXECUTION_TO_BUILD", "ACTIVE_SLOT", "QUEUE_SLOT"]
@@ -59,16 +61,22 @@ def combined_reason(triggers: builtins.list[dict[str, Any]]) -> str:
     return f"{len(triggers)} triggers: {shown}{more}"[:_REASON_CHARS]
 
 
-def execution_name(build: Build) -> str:
-    """``build-<number>-<id>``: unique per build, so a retried start cannot run it twice."""
-    return f"build-{build.number}-{build.id}"[:80]
+def execution_name(build: Build, run: int = 1) -> str:
+    """``build-<number>-<id>``, then ``…_<run>`` for its later executions (a retry, a resume):
+    unique per build and run, so a retried start cannot run it twice."""
+    suffix = f"_{run}" if run > 1 else ""
+    return f"build-{build.number}-{build.id}{suffix}"[:80]
 
 
 def build_id_of_execution(execution_arn: str) -> str | None:
     """The build id inside an execution's ARN (see :func:`execution_name`), or None."""
     name = execution_arn.rsplit(":", 1)[-1]
     parts = name.split("-", 2)
-    return parts[2] if len(parts) == 3 and parts[0] == "build" else None
+    return parts[2].split("_", 1)[0] if len(parts) == 3 and parts[0] == "build" else None
+
+
+_RETRYABLE = (BuildStatus.FAILED, BuildStatus.INTERRUPTED, BuildStatus.ABORTED)
+
 
 
 class BuildService:
@@ -214,6 +222,93 @@ class BuildService:
         self.launch_next()
         return done
 
+    # -- retrying -------------------------------------------------------------------------
+    def retry(self, ref: str | int | None = None) -> Build:
+        """Run a failed, interrupted or stopped build again from the step where it stopped, with the
+        same inputs: the steps it finished keep their results (see :mod:`.steps.replay`). The build
+        keeps its number; its ``attempt`` counts up.
+
+        Raises:
+            NotRetryable: it succeeded, is still queued or running, never started, or failed its
+                gate (its model was judged, not broken). AlreadyRunning: another build runs.
+        """
+        ledger = self._ports.ledger
+        build = ledger.get_build(ref)
+        self._check_retryable(build)
+        holder, active = self._launch_slot()
+        if active is not None:
+            raise AlreadyRunning(f"build {active.number} is running; retry build {build.number} when it ends")
+        if not ledger.swap_state(ACTIVE_SLOT, holder, build.id):
+            raise AlreadyRunning(f"another build is being launched this moment; retry build {build.number} "
+                                 "in a moment")
+        entry = replay.entry_step(build)
+        for wait in replay.forget_from(self._ports, build.id, entry):
+            waits.forget(self._ports, build.id, wait)
+        ledger.forget_steps(build.id, replay.steps_from(entry))
+        attempt = build.attempt + 1
+        self._record_run(build, "retry", entry, attempt)
+        ledger.update_build(build.id, status=BuildStatus.RUNNING, ended_at=None, failed_step=None,
+                            failure_reason=None, error_type=None, current_step=entry, attempt=attempt)
+        assert build.config is not None
+        self._start_execution(ledger.get_build(build.id), bool(build.config["image"]["build"]))
+        logger.info("build retried", extra={"build": build.number, "attempt": attempt, "from": entry})
+        return ledger.get_build(build.id)
+
+    def _runs_of(self, build_id: str) -> builtins.list[dict[str, Any]]:
+        """The executions of a build after its first: ``{"kind": "retry"|"resume", "at", "from", "attempt"}``."""
+        raw = self._ports.ledger.get_state(f"runs:{build_id}")
+        return json.loads(raw) if raw else []
+
+    def resume(self, build: Build) -> Build:
+        """Continue a build whose execution is gone (the engine that ran it died): a new execution
+        of the same definition keeps the steps it finished and runs the one it was at again. It
+        keeps its number and attempt; its record notes the resume. People hear of it once, when it ends."""
+        ledger = self._ports.ledger
+        entry = build.current_step if build.current_step in replay.ORDER else "Initialize"
+        for wait in replay.forget_from(self._ports, build.id, entry):
+            waits.forget(self._ports, build.id, wait)
+        ledger.forget_steps(build.id, replay.steps_from(entry))
+        ledger.set_state(ACTIVE_SLOT, build.id)
+        self._record_run(build, "resume", entry, build.attempt)
+        image_build = bool((build.config or {}).get("image", {}).get("build"))
+        self._start_execution(ledger.get_build(build.id), image_build)
+        logger.info("build resumed", extra={"build": build.number, "from": entry})
+        return ledger.get_build(build.id)
+
+    def _check_retryable(self, build: Build) -> None:
+        if build.status == BuildStatus.GATE_FAILED:
+            raise NotRetryable(f"build {build.number} did not pass its gate: its model was judged, not broken, "
+                               "so running it again would judge the same model; change the code, the data or "
+                               "the gate and start a new build")
+        if build.status not in _RETRYABLE:
+            state = {BuildStatus.SUCCEEDED: "succeeded", BuildStatus.QUEUED: "is queued"}.get(build.status,
+                                                                                           "is still running")
+            raise NotRetryable(f"build {build.number} {state}: only a failed, interrupted or stopped build can be "
+                               "retried")
+        if build.config is None:
+            raise NotRetryable(f"build {build.number} never started ({build.failure_reason or 'no config'}): "
+                               "start a new build")
+
+    def _record_run(self, build: Build, kind: str, entry: str, attempt: int) -> int:
+        """Note a later execution of ``build`` in its record; returns its run number (2, 3, ...)."""
+        runs = self._runs_of(build.id)
+        runs.append({"kind": kind, "at": self._clock(), "from": entry, "attempt": attempt})
+        self._ports.ledger.set_state(f"runs:{build.id}", json.dumps(runs))
+        return len(runs) + 1
+
+    def _start_execution(self, build: Build, image_build: bool) -> None:
+        """A later execution of a build (retry, resume): same input, a run-numbered name."""
+        run = len(self._runs_of(build.id)) + 1
+        try:
+            arn = self._executor.start(execution_name(build, run), {"build_id": build.id}, image_build=image_build)
+        except SageBuildError as exc:
+            done = self._ports.ledger.finish_build(build.id, BuildStatus.FAILED,
+                                                   reason=f"the build could not start again: {exc}",
+                                                   error_type=type(exc).__name__)
+            self._notify("build.failed", done)
+            raise
+        self._ports.ledger.update_build(build.id, execution_arn=arn)
+
     def interrupt_running(self, reason: str, notify: bool) -> builtins.list[Build]:
         """The engine went (or goes) away: running builds end INTERRUPTED with ``reason``; their jobs
         and executions are stopped where they still exist."""
@@ -264,7 +359,9 @@ class BuildService:
 
     # -- reads (never wait) ---------------------------------------------------------------
     def get(self, ref: str | int | None = None) -> Build:
-        return self._ports.ledger.get_build(ref)
+        """A build by number or id (the latest when None), with its later runs (retries, resumes)."""
+        build = self._ports.ledger.get_build(ref)
+        return dataclasses.replace(build, runs=self._runs_of(build.id))
 
     def list(self, limit: int = 20) -> builtins.list[Build]:
         return self._ports.ledger.list_builds(limit)
@@ -403,6 +500,8 @@ class BuildService:
     def _record_end(self, execution_arn: str, status: str, cause: str | None, error: str | None) -> Build | None:
         target = EXECUTION_TO_BUILD.get(status)
         build = self._build_or_none(build_id_of_execution(execution_arn))
+        if build is not None and build.execution_arn and build.execution_arn != execution_arn:
+            return None  # an earlier execution of a retried build: the build runs on in a newer one
         if build is None or target is None or build.done:
             if build is None:
                 logger.warning("no build for execution", extra={"execution": execution_arn})

@@ -48,6 +48,10 @@ class NothingToStop(SageBuildError):
     """The build asked to stop has already ended."""
 
 
+class NotRetryable(SageBuildError):
+    """The build cannot run again from where it stopped (it succeeded, runs, or its model was judged)."""
+
+
 class EngineNotRunning(SageBuildError):
     """The local engine is not running, so the command cannot reach it."""
 

@@ -68,8 +68,10 @@ class Build:
     endpoint_name: str | None = None
     endpoint_config: str | None = None
     execution_arn: str | None = None
+    attempt: int = 1  # 2 after the first retry: the build keeps its number, its attempts are counted
     steps: list[StepRecord] = field(default_factory=list)
     triggers: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)  # its retries and resumes: kind, at, from, attempt
 
     @property
     def done(self) -> bool:

@@ -89,10 +89,11 @@ def cmd_up(ctx: Context, args: argparse.Namespace) -> int:
         info = service.start()
         ctx.ui.say(f"SageBuild engine for {ctx.project}")
         ctx.ui.say(f"  API      {info['url']}  (pid {info['pid']})")
-        for number in info["interrupted"]:
-            ctx.ui.say(f"  build #{number} was interrupted when the engine stopped; recorded as INTERRUPTED")
         for job in info["killed_jobs"]:
             ctx.ui.say(f"  training job {job} was left running by the previous engine; stopped")
+        for number, step in info["resumed"]:
+            ctx.ui.say(f"  build #{number} was running when the engine stopped; it continues from {step}, "
+                       "keeping the steps it finished")
         for name in info["endpoints"]:
             ctx.ui.say(f"  endpoint {name} is being restored")
         ctx.ui.say("Ready. Ctrl-C stops the engine, its builds and its endpoints.")
@@ -133,6 +134,18 @@ def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
     build = ctx.builds(need_engine=True).stop(args.build)
     ctx.ui.say(f"Stopped build #{build.number}: {build.status}. The live endpoint is unchanged.")
     return 0
+
+
+def cmd_retry(ctx: Context, args: argparse.Namespace) -> int:
+    builds = ctx.builds(need_engine=True)
+    build = builds.retry(args.build)
+    ctx.ui.say(f"Retrying build #{build.number} from {build.current_step} ({present.attempt_words(build.attempt)}); "
+               "the steps it finished keep their results.")
+    if not args.wait:
+        ctx.ui.say(f"Follow it with `sagebuild status {build.number}` or `sagebuild logs {build.number} --follow`.")
+        return 0
+    final = watch(builds, build.id, ctx.ui, poll=5.0 if ctx.stack else 0.2)
+    return 0 if final.status == BuildStatus.SUCCEEDED else 1
 
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
@@ -375,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stop", help="stop a build (default: the running one); the live model stays")
     p.add_argument("build", nargs="?", help="build number or id")
     p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("retry", help="run a failed, interrupted or stopped build again from the step where it "
+                                      "stopped (default: the latest)")
+    p.add_argument("build", nargs="?", help="build number or id")
+    p.add_argument("--wait", action="store_true", help="show progress until the build ends")
+    p.set_defaults(func=cmd_retry)
 
     p = sub.add_parser("status", help="show a build (default: the latest)")
     p.add_argument("build", nargs="?", help="build number or id")

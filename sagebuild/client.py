@@ -21,7 +21,8 @@ from lambda_pipeline.adapters.local.config_store import CONFIG_FILE, FileConfigS
 from lambda_pipeline.adapters.local.http_builds import HttpBuilds
 from lambda_pipeline.config import validate_config
 from lambda_pipeline.errors import (AlreadyRunning, BuildNotFound, ConfigError, EngineNotRunning,
-                                    InvocationError, NothingToRollBack, NothingToStop, NotFound, SageBuildError)
+                                    InvocationError, NothingToRollBack, NothingToStop, NotFound, NotRetryable,
+                                    SageBuildError)
 from lambda_pipeline.model import STEPS, Build
 from lambda_pipeline.ports import Builds
 
@@ -30,12 +31,12 @@ from .results import BuildList, BuildResult, ConfigDiff, Deployment
 
 __all__ = ["SageBuild", "ConfigAccess", "VOICE_EQUIVALENTS", "SageBuildError", "NotFound", "BuildNotFound",
            "AlreadyRunning", "ConfigError", "EngineNotRunning", "InvocationError", "NothingToStop",
-           "NothingToRollBack"]
+           "NothingToRollBack", "NotRetryable"]
 
 # What the skill can do, and the client method that does the same (a test keeps them in step).
 VOICE_EQUIVALENTS = {"BuildStatusIntent": "status", "StartBuildIntent": "start", "StopBuildIntent": "stop",
                      "BuildDetailsIntent": "status", "LiveModelIntent": "deployed", "ListBuildsIntent": "builds",
-                     "RollbackIntent": "rollback",
+                     "RollbackIntent": "rollback", "RetryBuildIntent": "retry",
                      # "tell me when it's done": a notebook waits for the end, with progress
                      "NotifyMeIntent": "wait"}
 
@@ -214,6 +215,17 @@ class SageBuild:
             NothingToStop: it already ended, or nothing runs. BuildNotFound: no such build.
         """
         return BuildResult.of(self._builds.stop(_ref(build)))
+
+    def retry(self, build: Any = None) -> BuildResult:
+        """Run a failed, interrupted or stopped build (default: the latest) again from the step where
+        it stopped, keeping the results of the steps it finished. It keeps its number; its
+        ``attempt`` counts up. ``wait()`` follows it.
+
+        Raises:
+            NotRetryable: it succeeded, still runs, never started, or failed its gate.
+            AlreadyRunning: another build runs.
+        """
+        return BuildResult.of(self._builds.retry(_ref(build)))
 
     def status(self, build: Any = None) -> BuildResult:
         """A build (default: the latest): status, step, metrics, failure reason, steps, config."""

@@ -46,12 +46,25 @@ def build_row(build: Build, now: float | None = None) -> str:
             + (f"  [{_metric(build)}]" if build.metrics else ""))
 
 
+_ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+
+
+def attempt_words(attempt: int) -> str:
+    """``second attempt`` for 2: how a retried build's attempt is named."""
+    return f"{_ORDINALS.get(attempt, f'{attempt}th')} attempt"
+
+
 def build_details(build: Build, now: float | None = None) -> str:
-    lines = [f"Build #{build.number} ({build.id}) of {build.pipeline}: {build.status}"]
+    attempt = f", {attempt_words(build.attempt)}" if build.attempt > 1 else ""
+    lines = [f"Build #{build.number} ({build.id}) of {build.pipeline}: {build.status}{attempt}"]
     lines.append(f"  started   {ago(build.started_at or build.created_at, now)} by {build.trigger_source}: "
                  f"{build.reason}")
     if build.version:
         lines.append(f"  version   {build.version}")
+    for run in build.runs:
+        how = "retried" if run["kind"] == "retry" else "resumed"
+        lines.append(f"  {how:<9} {ago(run['at'], now)} from {run['from']}"
+                     + (" (the engine had stopped)" if run["kind"] == "resume" else f" ({attempt_words(run['attempt'])})"))
     if not build.done and build.current_step:
         lines.append(f"  step      {build.current_step} (running for {seconds(build.duration)})")
     if build.done:

@@ -44,6 +44,7 @@ class BuildResult:
     endpoint_config: str | None
     steps: tuple[StepRecord, ...] = field(default_factory=tuple)
     config: dict[str, Any] | None = None
+    attempt: int = 1
 
     @classmethod
     def of(cls, build: Build) -> "BuildResult":
@@ -53,7 +54,7 @@ class BuildResult:
                    failure_reason=build.failure_reason, metrics=dict(build.metrics),
                    hyperparameters=dict(build.hyperparameters), created_at=build.created_at,
                    started_at=build.started_at, ended_at=build.ended_at, endpoint_config=build.endpoint_config,
-                   steps=tuple(build.steps), config=build.config)
+                   steps=tuple(build.steps), config=build.config, attempt=build.attempt)
 
     @property
     def done(self) -> bool:
@@ -73,7 +74,7 @@ class BuildResult:
         return {s.name: (s.ended_at or time.time()) - s.started_at for s in self.steps}
 
     def __repr__(self) -> str:
-        what = [f"Build #{self.number} {self.status}"]
+        what = [f"Build #{self.number} {self.status}" + (f" (attempt {self.attempt})" if self.attempt > 1 else "")]
         if self.version:
             what.append(self.version)
         if self.status == "RUNNING" and self.current_step:

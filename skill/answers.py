@@ -34,7 +34,14 @@ def _live_clause(build: Build, live: EndpointInfo | None, speech: Speech) -> str
 
 
 def status_answer(build: Build | None, live: EndpointInfo | None, speech: Speech, now: float | None = None) -> str:
-    """The answer to "is my build done?"."""
+    """The answer to "is my build done?" (naming the attempt of a retried build)."""
+    text = _status_sentence(build, live, speech, now)
+    if build is not None and build.attempt > 1:
+        text = f"{text} {speech.say('STATUS_ATTEMPT', ordinal=speech.ordinal(build.attempt))}"
+    return text
+
+
+def _status_sentence(build: Build | None, live: EndpointInfo | None, speech: Speech, now: float | None) -> str:
     if build is None:
         return speech.raw("NO_BUILDS")
     n = build.number

@@ -18,7 +18,7 @@ from ask_sdk_core.utils import get_user_id, is_intent_name, is_new_session, is_r
 from ask_sdk_model import Response
 
 from lambda_pipeline.errors import (AlreadyRunning, BuildNotFound, ConfigError, DeployFailed, EngineNotRunning,
-                                    NothingToRollBack, NothingToStop, NotFound)
+                                    NothingToRollBack, NothingToStop, NotFound, NotRetryable)
 from lambda_pipeline.model import Build, BuildStatus, EndpointInfo, PipelineInfo
 from lambda_pipeline.pipelines import FixedPipelines
 from lambda_pipeline.ports import Builds, Pipelines
@@ -533,6 +533,55 @@ class StopBuildHandler(_Base):
         return None
 
 
+class RetryBuildHandler(_Base):
+    """Asks first, naming the build and the step it goes on from; YesIntent then retries it."""
+
+    intent = "RetryBuildIntent"
+
+    def handle(self, handler_input: HandlerInput) -> Response:
+        speech = self.speech(handler_input)
+        chosen = self.choose_for_action(handler_input)
+        if not isinstance(chosen, str):
+            return chosen
+        builds = self.pipelines.builds(chosen)
+        try:
+            build = self.find_build(handler_input, builds)
+        except BuildNotFound:
+            return self.not_found(handler_input, builds)
+        if build is None:
+            return self.answer(handler_input, self.tagged(handler_input, chosen, speech.raw("RETRY_NOTHING")))
+        refusal = _not_retryable(build)
+        if refusal is not None:
+            return self.answer(handler_input, self.tagged(handler_input, chosen,
+                                                          speech.say(refusal, number=build.number)))
+        step = retry_step(build)
+        handler_input.attributes_manager.session_attributes[PENDING] = {"action": "retry", "build": build.number,
+                                                                         "pipeline": chosen}
+        text = self.tagged(handler_input, chosen, speech.plain("RETRY_CONFIRM", number=build.number,
+                                                               step=speech.step(step)))
+        return self.answer(handler_input, text, keep_open=True,
+                           reprompt=speech.say("RETRY_CONFIRM_REPROMPT", number=build.number))
+
+
+def retry_step(build: Build) -> str:
+    """The step a retry of this build goes on from (as the build service decides)."""
+    from lambda_pipeline.steps.replay import entry_step
+    return entry_step(build)
+
+
+def _not_retryable(build: Build) -> str | None:
+    """The speech key that says why this build cannot be retried, or None if it can."""
+    if build.status == BuildStatus.GATE_FAILED:
+        return "RETRY_JUDGED"
+    if build.status in (BuildStatus.RUNNING, BuildStatus.QUEUED):
+        return "RETRY_NOT_ENDED"
+    if build.status == BuildStatus.SUCCEEDED:
+        return "RETRY_SUCCEEDED"
+    if build.config is None:
+        return "RETRY_NEVER_STARTED"
+    return None
+
+
 class RollbackHandler(_Base):
     """Asks first, naming the version it goes back to; YesIntent then rolls back."""
 
@@ -576,6 +625,8 @@ class YesHandler(_Base):
         builds = self.pipelines.builds(name)
         if pending.get("action") == "rollback":
             return self._roll_back(handler_input, speech, pending, builds, name)
+        if pending.get("action") == "retry":
+            return self._retry(handler_input, speech, pending, builds, name)
         number = pending["build"]
         try:
             builds.stop(number)
@@ -583,6 +634,22 @@ class YesHandler(_Base):
             text = speech.say("STOP_ALREADY_ENDED", number=number)
         else:
             text = speech.say("STOP_DONE", number=number)
+        return self.answer(handler_input, self.tagged(handler_input, name, text), keep_open=False)
+
+    def _retry(self, handler_input: HandlerInput, speech: Speech, pending: dict[str, Any], builds: Builds,
+               name: str) -> Response:
+        number = pending["build"]
+        try:
+            build = builds.retry(number)
+        except AlreadyRunning:
+            running = next((b for b in builds.list(5) if b.status == BuildStatus.RUNNING), None)
+            text = speech.say("RETRY_BUSY", number=number, running=running.number if running else "")
+        except NotRetryable:
+            current = builds.get(number)
+            text = speech.say(_not_retryable(current) or "RETRY_NOT_ENDED", number=number)
+        else:
+            text = speech.say("RETRY_DONE", number=number, step=speech.step(build.current_step),
+                              ordinal=speech.ordinal(build.attempt))
         return self.answer(handler_input, self.tagged(handler_input, name, text), keep_open=False)
 
     def _roll_back(self, handler_input: HandlerInput, speech: Speech, pending: dict[str, Any], builds: Builds,
@@ -610,7 +677,8 @@ class NoHandler(_Base):
         if pending.get("action") == "rollback":
             return self.answer(handler_input, speech.say("ROLLBACK_KEEP", version=speech.version(pending["from"])),
                                keep_open=False)
-        return self.answer(handler_input, speech.say("STOP_KEEP", number=pending["build"]), keep_open=False)
+        key = "RETRY_KEEP" if pending.get("action") == "retry" else "STOP_KEEP"
+        return self.answer(handler_input, speech.say(key, number=pending["build"]), keep_open=False)
 
 
 class PipelineAnswerHandler(_Base):
@@ -661,17 +729,18 @@ def handlers_for(builds: Builds, settings: SkillSettings,
     """Every request handler, in dispatch order (``pipelines``: every pipeline answered for)."""
     classes: list[type[_Base]] = [
         LaunchHandler, BuildStatusHandler, StartBuildHandler, StopBuildHandler, BuildDetailsHandler,
-        LiveModelHandler, ListBuildsHandler, RollbackHandler, YesHandler, NoHandler, HelpHandler, StopCancelHandler,
+        LiveModelHandler, ListBuildsHandler, RollbackHandler, RetryBuildHandler, YesHandler, NoHandler, HelpHandler, StopCancelHandler,
         NavigateHomeHandler, FallbackHandler, SessionEndedHandler]
     handlers = [cls(builds, settings, pipelines) for cls in classes]
     answer = PipelineAnswerHandler(builds, settings, pipelines)
-    answer._actions = [h for h in handlers if isinstance(h, (StartBuildHandler, StopBuildHandler, RollbackHandler))]
+    answer._actions = [h for h in handlers if isinstance(h, (StartBuildHandler, StopBuildHandler, RollbackHandler,
+                                                                     RetryBuildHandler))]
     return [answer, *handlers]
 
 
 # The intents the code handles; the lint test checks each locale's model has exactly these.
 HANDLED_INTENTS = frozenset({"BuildStatusIntent", "StartBuildIntent", "StopBuildIntent", "BuildDetailsIntent",
-                             "LiveModelIntent", "ListBuildsIntent", "RollbackIntent", "AMAZON.HelpIntent", "AMAZON.CancelIntent",
+                             "LiveModelIntent", "ListBuildsIntent", "RollbackIntent", "RetryBuildIntent", "AMAZON.HelpIntent", "AMAZON.CancelIntent",
                              "AMAZON.StopIntent", "AMAZON.NavigateHomeIntent", "AMAZON.FallbackIntent",
                              "AMAZON.YesIntent", "AMAZON.NoIntent",
                              "NotifyMeIntent"})  # handled in notify_handlers.py

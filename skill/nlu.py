@@ -176,7 +176,7 @@ def _fr_number(words: list[str]) -> int | None:
 _STOP = {
     "en": set("a an the my our your me i we us you it its this that these those please can could would will to of "
               "for on in at with about just hey so and or some be".split()),
-    "fr": set("le la les un une des du de d l mon ma mes ton ta tes votre vos notre nos ce cet cette ces je j tu il "
+    "fr": set("le la les des du de d l mon ma mes ton ta tes votre vos notre nos ce cet cette ces je j tu il "
               "elle on nous vous me moi te toi se y a au aux et ou que plait stp svp peux pouvez peut "
               "si est-ce alors".split()),
     "ja": {"は", "が", "を", "に", "の", "で", "も", "と", "か", "よ", "ね", "な", "へ", "って", "ってば", "です", "ですか",
@@ -193,6 +193,7 @@ _CONCEPTS: dict[str, dict[str, tuple[str, ...]]] = {
         "FAIL": ("fail", "break", "broke", "crash", "error", "wrong"),
         "START": ("start", "kick", "launch", "trigger", "begin", "retrain", "rebuild"),
         "STOP": ("stop", "cancel", "abort", "kill", "halt", "shut", "end", "call off"),
+        "RETRY": ("retry", "rerun", "resum", "pick up", "another try", "another go"),
         "LIVE": ("live", "deploy", "production", "prod", "serv", "endpoint"),
         "LIST": ("list", "history", "recent", "many"),
         "BACK": ("back", "rollback", "revert", "undo", "restor", "previous", "old", "redeploy"),
@@ -205,6 +206,7 @@ _CONCEPTS: dict[str, dict[str, tuple[str, ...]]] = {
         "START": ("lance", "lancer", "lancez", "demarr", "declench", "relanc", "reentrain", "entrain", "construi",
                   "refai", "nouveau"),
         "STOP": ("arret", "annul", "stopp", "interromp", "coupe", "kill", "fin"),
+        "RETRY": ("reessai", "repren", "recommenc", "retent", "retry", "tentative"),
         "LIVE": ("ligne", "production", "prod", "deploye", "actif", "sert", "servi", "endpoint"),
         "LIST": ("liste", "historique", "recent", "derniers", "enumer", "combien"),
         "BACK": ("revien", "reven", "retour", "arriere", "rollback", "restaur", "retabli", "remet", "precedent",
@@ -217,6 +219,7 @@ _CONCEPTS: dict[str, dict[str, tuple[str, ...]]] = {
         "FAIL": ("失敗", "落ち", "エラー", "壊", "原因", "理由", "いけなかった"),
         "START": ("開始", "始め", "実行", "起動", "スタート", "再学習", "回し", "かけ"),
         "STOP": ("止め", "停止", "中止", "中断", "キャンセル", "ストップ", "やめ", "キル", "終了"),
+        "RETRY": ("やり直", "やりなお", "再実行", "リトライ", "再開", "再試行"),
         "LIVE": ("本番", "公開", "デプロイ", "稼働", "ライブ", "提供", "プロダクション", "動い"),
         "LIST": ("一覧", "履歴", "最近", "直近", "過去", "リスト", "何回", "何件", "これまで"),
         "BACK": ("戻", "ロールバック", "元に", "切り", "復元", "差し戻", "取り消"),

@@ -105,6 +105,11 @@ class Speech:
             spoken = self.number(value)
         return self.say("METRIC", name=spoken_name, value=spoken)
 
+    def ordinal(self, n: int) -> str:
+        """``second`` / ``deuxième`` / ``2回目``: an attempt's ordinal in this locale."""
+        key = f"ORDINAL_{n}"
+        return self.raw(key) if key in self._strings else self.say("ORDINAL_N", n=n)
+
     def step(self, step: str | None) -> str:
         key = f"STEP_{step}" if step else "STEP_NONE"
         return self.raw(key) if key in self._strings else self.raw("STEP_NONE")

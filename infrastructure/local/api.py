@@ -42,7 +42,7 @@ from typing import Any
 from lambda_pipeline.adapters.local.httpserver import LocalHTTPServer, OneWriteHandler
 from urllib.parse import parse_qs, urlparse
 
-from lambda_pipeline.errors import (AlreadyRunning, ConfigError, NothingToRollBack, NothingToStop, NotFound,
+from lambda_pipeline.errors import (AlreadyRunning, ConfigError, NothingToRollBack, NothingToStop, NotFound, NotRetryable,
                                     SageBuildError)
 
 from .builds import EngineBuilds
@@ -63,7 +63,7 @@ def _status_of(exc: Exception) -> int:
         return 400
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, (AlreadyRunning, NothingToStop, NothingToRollBack)):
+    if isinstance(exc, (AlreadyRunning, NothingToStop, NothingToRollBack, NotRetryable)):
         return 409
     return 500
 
@@ -127,6 +127,8 @@ class ApiServer:
                 return 200, b.get(ref).to_dict(with_config=True)
             if parts[2:] == ["stop"] and method == "POST":
                 return 200, b.stop(ref).to_dict()
+            if parts[2:] == ["retry"] and method == "POST":
+                return 200, b.retry(ref).to_dict()
             if parts[2:] == ["logs"] and method == "GET":
                 chunk = b.logs(ref, _int(query.get("offset", ["0"])[0], "offset"))
                 return 200, {"text": chunk.text, "next_offset": chunk.next_offset, "complete": chunk.complete}

@@ -121,17 +121,9 @@ class EngineBuilds(BuildService):
 
     # -- lifecycle ------------------------------------------------------------------------
     def recover(self) -> list[Build]:
-        """After a restart: builds the dead engine was running are recorded as interrupted."""
-        builds = self._ports.ledger.list_builds(10_000, statuses=("RUNNING",))
-        interrupted = []
-        for build in builds:
-            step = build.current_step or "before its first step"
-            done = self._ports.ledger.finish_build(
-                build.id, "INTERRUPTED", error_type="EngineInterrupted",
-                reason=f"the engine stopped while the build was at {step}; start a new build to retry")
-            interrupted.append(done)
-            self._notify("build.interrupted", done)
-        return interrupted
+        """After a restart: builds the dead engine was running continue, each in a new execution
+        that keeps the steps it finished (see ``resume``). Call after the platforms recovered."""
+        return [self.resume(build) for build in self._ports.ledger.list_builds(10_000, statuses=("RUNNING",))]
 
     def prepare(self) -> None:
         """Create the state machine now: moto parses ASL slowly the first time (about 1 s)."""

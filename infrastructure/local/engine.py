@@ -87,6 +87,7 @@ class Engine:
         self._sfn = boto3.client("stepfunctions", region_name=LOCAL_REGION, aws_access_key_id="local",
                                  aws_secret_access_key="local")
         self._lock = threading.RLock()
+        self._closing = False
         self._stopped: set[str] = set()
 
     def bind(self, handlers: dict[str, Handler]) -> None:
@@ -163,8 +164,13 @@ class Engine:
     def _nudge(self, token: str, seconds: float = 5.0) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and _active is self:
-            if self.send_task_heartbeat(token):
-                return
+            try:
+                if self.send_task_heartbeat(token):
+                    return
+            except Exception:  # the engine closing meanwhile (its moto backend going): nothing waits now
+                if _active is not self or self._closing:
+                    return
+                logger.debug("heartbeat nudge failed; trying again", exc_info=True)
             time.sleep(0.01)
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
@@ -191,6 +197,7 @@ class Engine:
         """Stop what still runs (a state waiting on a token would otherwise wake after the engine
         is gone and invoke whatever engine comes next in this process), then the mock."""
         global _active
+        self._closing = True
         try:
             with self._lock:
                 for machine in self._sfn.list_state_machines()["stateMachines"]:

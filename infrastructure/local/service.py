@@ -170,10 +170,10 @@ class LocalService:
 
     def start(self) -> dict[str, Any]:
         """Recover what a dead engine left, restore endpoints, serve the API. Returns engine info."""
-        interrupted = self.builds.recover()
-        killed = self.training.recover()
+        killed = self.training.recover()  # first: a resumed build must not find its new job killed
         restored = self.hosting.restore()
         self.builds.prepare()
+        resumed = self.builds.recover()
         self.api.start()
         self.builds.start_monitor()
         self._start_watchers()
@@ -184,7 +184,7 @@ class LocalService:
         write_private(self.paths.engine_file, json.dumps(info, indent=2))
         self._started = True
         self._register(info)
-        info.update(interrupted=[b.number for b in interrupted], killed_jobs=killed, endpoints=restored)
+        info.update(resumed=[(b.number, b.current_step) for b in resumed], killed_jobs=killed, endpoints=restored)
         return info
 
     def _register(self, info: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from ..errors import (BuildEnded, ConfigError, DeployFailed, ImageBuildFailed, S
 from ..model import Build, BuildStatus
 from ..ports import Ports
 from .gate import check_gate
-from . import waits
+from . import replay, waits
 
 __all__ = ["STEPS", "CHECKS", "bind_handlers", "answer_wait", "sweep_waits", "notification_payload", "training_job_spec", "apply_overrides"]
 
@@ -71,6 +71,17 @@ def apply_overrides(config: dict[str, Any], hyperparameters: dict[str, Any]) -> 
 
 def _hp_string(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def next_job_name(base: str, previous: str) -> str:
+    """The name of a build's next training job after ``previous``: ``<base>-t2``, ``-t3``, ...
+
+    >>> next_job_name("wine-v1-abc123", "wine-v1-abc123"), next_job_name("wine-v1-abc123", "wine-v1-abc123-t2")
+    ('wine-v1-abc123-t2', 'wine-v1-abc123-t3')
+    """
+    head, _, count = previous.rpartition("-t")
+    n = int(count) + 1 if head and count.isdigit() else 2
+    return f"{base[:58]}-t{n}"
 
 
 def training_job_spec(build: Build, config: dict[str, Any], code_uri: str,
@@ -156,6 +167,8 @@ def start_training(p: Ports, event: Event) -> Event:
         data = {name: p.source.data_ref(loc) for name, loc in config["training"]["channels"].items()}
         channels = {name: ref["uri"] for name, ref in data.items()}
         spec = training_job_spec(build, config, code_uri, channels, p.artifacts.uri("training-jobs"))
+        if build.training_job:  # an earlier attempt trained, or began to: a job name is never reused
+            spec["TrainingJobName"] = next_job_name(spec["TrainingJobName"], build.training_job)
         name = p.training.create_training_job(spec)
         p.ledger.update_build(build.id, training_job=name)
         state = {"job_name": name, "code": code_uri, "data": data, "status": "InProgress"}
@@ -453,9 +466,35 @@ def sweep_waits(p: Ports) -> dict[str, str]:
 def bind_handlers(ports: Ports) -> dict[str, LambdaHandler]:
     """Every step as a Lambda-shaped ``handler(event, context)`` over these ports: the engine and
     ``lambda_entry`` bind once per process, so no step looks its ports up anywhere."""
-    def bound(step: Step) -> LambdaHandler:
+    def bound(name: str, step: Step) -> LambdaHandler:
+        kept_as = replay.STEP_OF_TASK.get(name)
+
         @functools.wraps(step)
         def handler(event: Event, context: Any = None) -> Event:
-            return step(ports, event)
+            if kept_as is None:
+                return step(ports, event)
+            return _replayed_or_run(ports, kept_as, step, event)
         return handler
-    return {name: bound(step) for name, step in STEPS.items()}
+    return {name: bound(name, step) for name, step in STEPS.items()}
+
+
+def _replayed_or_run(p: Ports, kept_as: str, step: Step, event: Event) -> Event:
+    """A step an earlier attempt of this build finished gives that output again (a waiting step
+    answers its token with it at once); any other runs, and a plain step's output is kept."""
+    done = replay.kept(p, event["build_id"], kept_as)
+    if done is not None:
+        logger.info("step replayed", extra={"build": event["build_id"], "step": kept_as})
+        if "task_token" in event:
+            _callbacks_of(p).send_task_success(event["task_token"], done)
+            return {"replayed": kept_as}
+        return done
+    output = step(p, event)
+    if "task_token" not in event:  # a waiting step's output is its answer: waits keeps that
+        replay.keep(p, event["build_id"], kept_as, output)
+    return output
+
+
+def _callbacks_of(p: Ports) -> Any:
+    if p.callbacks is None:
+        raise SageBuildError("these ports have no task callbacks: waiting states cannot be answered")
+    return p.callbacks

@@ -19,8 +19,9 @@ from typing import Any, Callable
 
 from ..errors import SageBuildError, TransientError
 from ..ports import Ports
+from . import replay
 
-__all__ = ["Wait", "WAITS", "begin", "current", "answer", "failure_cause", "waiting_steps", "sweep"]
+__all__ = ["Wait", "WAITS", "forget", "begin", "current", "answer", "failure_cause", "waiting_steps", "sweep"]
 
 logger = logging.getLogger(__name__)
 Check = Callable[[Ports, dict[str, Any]], dict[str, Any]]
@@ -53,6 +54,12 @@ def current(p: Ports, build_id: str, step: str) -> dict[str, Any] | None:
     check needs, so a state entered again after a heartbeat timeout picks up where it was."""
     raw = p.ledger.get_state(_record_key(build_id, step))
     return json.loads(raw) if raw else None
+
+
+def forget(p: Ports, build_id: str, step: str) -> None:
+    """Drop a build's wait record for ``step`` (a retry runs the step's work again)."""
+    if p.ledger.get_state(_record_key(build_id, step)):
+        p.ledger.set_state(_record_key(build_id, step), "")
 
 
 def begin(p: Ports, build_id: str, step: str, name: str, state: dict[str, Any], token: str) -> None:
@@ -127,6 +134,8 @@ def _send(p: Ports, key: str, record: dict[str, Any], outcome: dict[str, Any]) -
     so the check's ledger writes happen once."""
     callbacks = _callbacks(p)
     if "result" in outcome:
+        if record["step"] in replay.STEP_OF_WAIT:  # kept first: a later attempt of the build replays it
+            replay.keep(p, record["build_id"], replay.STEP_OF_WAIT[record["step"]], outcome["result"])
         delivered = callbacks.send_task_success(record["token"], outcome["result"])
     else:
         # The cause first (moto 5.2.5's SendTaskFailure drops it): RecordFailure may read it the

@@ -72,6 +72,17 @@ def test_training_script_raises_build_fails_with_its_message_live_model_untouche
     assert invoke(engine.endpoint()["url"])[0] == 200
     shown = cli(project, "status", str(build["number"]))
     assert "failed at Train: ValueError: learning rate must be positive" in shown.stdout
+    # the bug fixed, `sagebuild retry` runs the build again from Train: same number, its config snapshot
+    (project / "model" / "crash.py").write_text((project / "model" / "train.py").read_text())
+    retried = cli(project, "retry", str(build["number"]), "--wait")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert f"Retrying build #{build['number']} from Train (second attempt)" in retried.stdout
+    assert f"Build #{build['number']} ({build['id']}) of wine-classifier: SUCCEEDED, second attempt" in retried.stdout
+    assert "retried   " in retried.stdout and "from Train (second attempt)" in retried.stdout
+    again = engine.build(build["number"])
+    assert again["attempt"] == 2 and again["version"] == build["version"] and again["status"] == "SUCCEEDED"
+    refused = cli(project, "retry", str(build["number"]))
+    assert refused.returncode != 0 and f"build {build['number']} succeeded: only a failed" in refused.stderr
 
 
 def test_stop_during_training_aborts_kills_the_job_and_keeps_the_endpoint(project, engine):
@@ -144,32 +155,36 @@ def test_builds_queue_behind_a_running_one_or_are_refused(project, engine):
     engine.wait_build("latest")
 
 
-def test_engine_killed_mid_build_then_restarted_records_the_build_as_interrupted(project):
+def test_engine_killed_mid_build_then_restarted_continues_the_build_from_its_step(project):
     engine = EngineProcess(project).start()
     try:
         assert engine.wait_build(engine.start_build("kept")["number"])["status"] == "SUCCEEDED"
         (project / "model" / "slow.py").write_text(SLOW)
         edit_config(project, training={"entry_point": "slow.py"})
-        number = engine.start_build("will be interrupted")["number"]
-        engine.wait_build(number, step="Train")
+        number = engine.start_build("will be cut off")["number"]
+        before = engine.wait_build(number, step="Train")
         wait_for_training_processes(project, 2)
         engine.kill()  # SIGKILL: no chance to clean up
         time.sleep(0.5)
         leftovers = marked_processes(project)  # the direct child died with the engine (PDEATHSIG)
+        (project / "model" / "slow.py").write_text((project / "model" / "train.py").read_text())  # quick now
         engine = EngineProcess(project).start()
-        assert marked_processes(project) == [], f"strays survived the restart: {leftovers}"
-        build = engine.build(number)
-        assert build["status"] == "INTERRUPTED"
-        assert build["failure_reason"] == "the engine stopped while the build was at Train; start a new build to retry"
+        build = engine.wait_build(number)
+        assert build["status"] == "SUCCEEDED", build["failure_reason"]
+        assert build["number"] == number and build["attempt"] == 1 and build["version"] == "v2"
+        assert [(r["kind"], r["from"]) for r in build["runs"]] == [("resume", "Train")]
+        initialize = next(s for s in build["steps"] if s["name"] == "Initialize")
+        assert initialize == next(s for s in before["steps"] if s["name"] == "Initialize")  # not run again
+        assert build["training_job"] == before["training_job"] + "-t2"
+        assert "continues from Train" in engine.log.read_text()
+        assert not [p for p in marked_processes(project) if p in leftovers], f"strays survived the restart: {leftovers}"
         first = engine.build(1)
         assert first["status"] == "SUCCEEDED" and first["version"] == "v1"
         assert [s["name"] for s in first["steps"]][-1] == "Notify"
-        # the live model came back on its port
         deadline = time.monotonic() + 30
-        while engine.endpoint()["status"] != "InService":
+        while engine.endpoint()["model_version"] != "v2":
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        assert engine.endpoint()["model_version"] == "v1"
         assert invoke(engine.endpoint()["url"])[0] == 200
     finally:
         engine.stop()

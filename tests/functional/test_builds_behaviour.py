@@ -22,7 +22,7 @@ import pytest
 from botocore.stub import Stubber
 
 from lambda_pipeline.build_service import execution_name
-from lambda_pipeline.errors import AlreadyRunning, NothingToStop
+from lambda_pipeline.errors import AlreadyRunning, NothingToStop, NotRetryable
 from tests.helpers import edit_config, marked_processes
 
 SLOW = "import time\nprint('epoch 1', flush=True)\ntime.sleep(600)\n"
@@ -329,3 +329,65 @@ def test_the_coalesced_reason_and_the_notifications_are_identical_on_both(sample
     assert seen_locally["queued_reason"] == "3 triggers: data: new rows; git: push; schedule: nightly"
     assert [e for e, _ in seen_locally["notifications"]] == ["build.stopped", "build.failed"]
     assert seen_locally["notifications"][1][1]["failure_reason"] == "the build took too long"
+
+
+# -- retry --------------------------------------------------------------------------------------
+def test_a_build_that_failed_after_training_is_retried_from_deploy_without_training_again(sample_template, tmp_path):
+    import socket
+    with local_backend(sample_template, tmp_path) as backend:
+        taken = socket.socket()  # another program holds the endpoint's port: a transient failure
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        backend.set_config(deploy={"port": taken.getsockname()[1]})
+        builds = backend.builds()
+        first = backend.wait_done(builds.start("port taken").id)
+        assert first.status == "FAILED" and first.failed_step == "Deploy" and first.attempt == 1
+        taken.close()
+        backend.set_config(training={"entry_point": "missing.py"})  # a retry runs the build's own snapshot
+        from sagebuild.client import SageBuild
+        again = SageBuild(builds, None).retry(first.number)  # the notebook's way; the CLI's is tested end to end
+        assert (again.number, again.status, again.attempt, again.current_step) == (first.number, "RUNNING", 2, "Deploy")
+        assert repr(again).startswith(f"<Build #{first.number} RUNNING (attempt 2)")
+        done = backend.wait_done(again.id)
+        assert done.status == "SUCCEEDED" and done.failure_reason is None and done.attempt == 2
+        assert done.training_job == first.training_job and done.version == "v1"  # trained once
+        assert backend.ports.training.active_jobs() == set()
+        assert len(list((Path(backend.ports.training.root)).iterdir())) == 1  # one training job folder
+        train = next(s for s in done.steps if s.name == "Train")
+        assert train.ended_at == next(s for s in first.steps if s.name == "Train").ended_at  # its record kept
+        assert [s.name for s in done.steps] == ["Initialize", "Train", "Evaluate", "Register", "Deploy", "VerifyLive",
+                                               "Notify"]
+        assert all(s.status == "SUCCEEDED" for s in done.steps)
+        shown = builds.get(first.number)
+        assert [(r["kind"], r["from"], r["attempt"]) for r in shown.runs] == [("retry", "Deploy", 2)]
+        wait_for(lambda: len(backend.notifications()) >= 3, 10)  # the notifier delivers in its own thread
+        assert [e for e, _ in backend.notifications()] == ["build.started", "build.failed", "build.succeeded"]
+        assert backend.ports.ledger.live_deployment("wine-classifier")["build_id"] == first.id
+
+
+def test_what_cannot_be_retried_says_why(backend):
+    builds = backend.builds()
+    ledger = backend.ports.ledger
+    judged = ledger.create_build("p", "cli", "judged")
+    ledger.update_build(judged.id, config={"image": {"build": False}})
+    ledger.finish_build(judged.id, "GATE_FAILED", reason="validation:accuracy 0.5 < 0.85", error_type="GateFailed")
+    with pytest.raises(NotRetryable, match=f"build {judged.number} did not pass its gate: its model was judged, "
+                                           "not broken"):
+        builds.retry(judged.number)
+    good = ledger.create_build("p", "cli", "fine")
+    ledger.finish_build(good.id, "SUCCEEDED")
+    with pytest.raises(NotRetryable, match=f"build {good.number} succeeded: only a failed, interrupted or stopped"):
+        builds.retry(good.number)
+    never = ledger.create_build("p", "cli", "bad config")
+    ledger.finish_build(never.id, "FAILED", reason="the build could not start: unknown key 'x'")
+    with pytest.raises(NotRetryable, match="never started .the build could not start: unknown key 'x'.: start a new"):
+        builds.retry(never.number)
+    running = backend.a_running_build()
+    failed = ledger.create_build("p", "cli", "failed")
+    ledger.update_build(failed.id, config={"image": {"build": False}})
+    ledger.finish_build(failed.id, "FAILED", reason="boom")
+    with pytest.raises(AlreadyRunning, match=f"build {running.number} is running; retry build {failed.number} when"):
+        builds.retry(failed.number)
+    with pytest.raises(NotRetryable, match=f"build {running.number} is still running: only"):
+        builds.retry(running.number)
+    assert ledger.get_build(failed.id).status == "FAILED" and ledger.get_build(failed.id).attempt == 1

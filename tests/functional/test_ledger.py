@@ -83,6 +83,23 @@ def test_steps_keep_times_and_the_failed_step_is_the_current_one(ledger, clock):
                                                                     ("Train", "FAILED", 5.0)]
 
 
+def test_a_retried_build_reopens_with_its_attempt_counted_and_its_later_steps_forgotten(ledger):
+    build = ledger.create_build("wine", "cli", "first")
+    assert build.attempt == 1
+    for step in ("Initialize", "Train", "Deploy", "RollBack"):
+        ledger.begin_step(build.id, step)
+        ledger.end_step(build.id, step)
+    ledger.finish_build(build.id, "FAILED", reason="port taken")
+    ledger.forget_steps(build.id, ["Deploy", "VerifyLive", "RollBack"])
+    ledger.update_build(build.id, status="RUNNING", ended_at=None, failed_step=None, failure_reason=None,
+                        error_type=None, current_step="Deploy", attempt=2)
+    again = ledger.get_build(build.id)
+    assert (again.status, again.attempt, again.failure_reason, again.ended_at) == ("RUNNING", 2, None, None)
+    assert [s.name for s in again.steps] == ["Initialize", "Train"]
+    assert ledger.finish_build(build.id, "SUCCEEDED").status == "SUCCEEDED"  # a reopened build ends again
+    ledger.forget_steps(build.id, [])  # nothing to forget is fine
+
+
 def test_first_terminal_status_wins(ledger):
     build = ledger.create_build("wine", "cli", "x", status=BuildStatus.RUNNING)
     ledger.finish_build(build.id, BuildStatus.ABORTED, reason="stopped by a user")

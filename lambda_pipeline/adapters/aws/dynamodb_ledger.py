@@ -138,6 +138,11 @@ class DynamoDBLedger:
         number = self._number_of(build_id)
         self._update("BUILD", f"{number:010d}", lambda doc: doc.update(fields))
 
+    def forget_steps(self, build_id: str, steps: builtins.list[str]) -> None:
+        """Drop these step records (a retried build runs them again)."""
+        for step in steps:
+            self._db.delete_item(TableName=self._table, Key={"pk": {"S": f"STEPS#{build_id}"}, "sk": {"S": step}})
+
     def begin_step(self, build_id: str, step: str, detail: str | None = None, recovery: bool = False) -> None:
         seq = len(self._query(f"STEPS#{build_id}"))
         doc = {"name": step, "status": "RUNNING", "started_at": self._clock(), "ended_at": None, "detail": detail,
@@ -276,9 +281,10 @@ class DynamoDBLedger:
     # -- helpers --------------------------------------------------------------------------
     def _to_build(self, doc: dict[str, Any]) -> Build:
         steps = sorted(self._query(f"STEPS#{doc['id']}"), key=lambda s: s["seq"])
-        fields: dict[str, Any] = {k: doc.get(k) for k in Build.__dataclass_fields__ if k not in ("steps", "triggers")}
+        fields: dict[str, Any] = {k: doc.get(k) for k in Build.__dataclass_fields__ if k not in ("steps", "triggers", "runs")}
         fields["metrics"] = fields.get("metrics") or {}
         fields["hyperparameters"] = fields.get("hyperparameters") or {}
+        fields["attempt"] = int(fields.get("attempt") or 1)
         return Build(**fields, steps=[StepRecord(name=s["name"], status=s["status"], started_at=s["started_at"],
                                                  ended_at=s.get("ended_at"), detail=s.get("detail")) for s in steps],
                      triggers=self.triggers_of(doc["id"]))

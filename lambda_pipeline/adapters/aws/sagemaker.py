@@ -149,6 +149,8 @@ class SageMakerHosting:
                 "VariantName": "AllTraffic", "ModelName": model_name, "InitialInstanceCount": self.instance_count,
                 "InstanceType": self.instance_type, "InitialVariantWeight": 1.0}])
         except Exception as exc:
+            if "already existing endpoint configuration" in str(exc):
+                return  # a retried deployment: the same config, made by its first attempt
             raise translate(exc, f"could not create endpoint config {name}") from exc
 
     def create_endpoint(self, name: str, config_name: str, port: int = 0) -> None:

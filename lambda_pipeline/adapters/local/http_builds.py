@@ -67,6 +67,9 @@ class HttpBuilds:
     def stop(self, ref: str | int | None = None) -> Build:
         return Build.from_dict(self._call("POST", f"/v1/builds/{_ref(ref, 'current')}/stop", {}))
 
+    def retry(self, ref: str | int | None = None) -> Build:
+        return Build.from_dict(self._call("POST", f"/v1/builds/{_ref(ref, 'latest')}/retry", {}))
+
     def get(self, ref: str | int | None = None) -> Build:
         return Build.from_dict(self._call("GET", f"/v1/builds/{_ref(ref, 'latest')}"))
 

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS builds (
   current_step TEXT, failed_step TEXT, failure_reason TEXT, error_type TEXT,
   metrics TEXT NOT NULL DEFAULT '{}', hyperparameters TEXT NOT NULL DEFAULT '{}', config TEXT,
   training_job TEXT, model_artifact TEXT, endpoint_name TEXT, endpoint_config TEXT,
-  execution_arn TEXT, image_build TEXT
+  execution_arn TEXT, image_build TEXT, attempt INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS steps (
   build_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS deployments (
 _JSON_FIELDS = ("metrics", "hyperparameters", "config")
 _COLUMNS = ("reason", "trigger_source", "version", "status", "started_at", "ended_at", "current_step", "failed_step",
             "failure_reason", "error_type", "metrics", "hyperparameters", "config", "training_job",
-            "model_artifact", "endpoint_name", "endpoint_config", "execution_arn", "image_build")
+            "model_artifact", "endpoint_name", "endpoint_config", "execution_arn", "image_build", "attempt")
 
 
 class SqliteLedger:
@@ -62,7 +62,7 @@ class SqliteLedger:
     def __init__(self, path: str, clock: Callable[[], float] = time.time, readonly: bool = False) -> None:
         self._db = Database(path, _SCHEMA, readonly=readonly)
         if not readonly:
-            self._db.ensure_columns("builds", {"image_build": "TEXT"})
+            self._db.ensure_columns("builds", {"image_build": "TEXT", "attempt": "INTEGER NOT NULL DEFAULT 1"})
             self._db.ensure_columns("models", {"data_refs": "TEXT", "source_ref": "TEXT"})
             self._db.ensure_columns("deployments", {"kind": "TEXT NOT NULL DEFAULT 'build'",
                                                     "rolled_back_reason": "TEXT"})
@@ -116,6 +116,14 @@ class SqliteLedger:
         assignments = ", ".join(f"{k} = ?" for k in fields)
         with self._db.transaction() as conn:
             conn.execute(f"UPDATE builds SET {assignments} WHERE id = ?", (*values, build_id))
+
+    def forget_steps(self, build_id: str, steps: list[str]) -> None:
+        """Drop these step records (a retried build runs them again)."""
+        if not steps:
+            return
+        with self._db.transaction() as conn:
+            conn.execute(f"DELETE FROM steps WHERE build_id = ? AND name IN ({','.join('?' * len(steps))})",
+                         (build_id, *steps))
 
     def begin_step(self, build_id: str, step: str, detail: str | None = None, recovery: bool = False) -> None:
         """A step starts. A ``recovery`` step (a rollback after a failure) leaves ``current_step``

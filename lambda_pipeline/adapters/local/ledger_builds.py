@@ -34,6 +34,11 @@ class LedgerBuilds:
     def stop(self, ref: str | int | None = None) -> Build:
         raise EngineNotRunning("the engine is not running, so no build is running either")
 
+    def retry(self, ref: str | int | None = None) -> Build:
+        build = self._ledger.get_build(ref)
+        raise EngineNotRunning(f"the engine is not running: start it with `sagebuild up`, then retry build "
+                               f"#{build.number}")
+
     def get(self, ref: str | int | None = None) -> Build:
         return self._ledger.get_build(ref)
 
