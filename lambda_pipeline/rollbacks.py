@@ -99,8 +99,10 @@ def complete_from_event(ports: Ports, endpoint: str, status: str, config_name: s
     """An endpoint changed state (AWS: EventBridge). If a rollback's config went InService, record it.
 
     Returns what was done: ``"recorded"``, ``"failed"`` (notified), or None (not a rollback, or
-    recorded already). Idempotent: EventBridge may deliver an event twice.
+    recorded already). Idempotent: EventBridge may deliver an event twice. ``status`` may be spelt
+    as the API does (``InService``) or as SageMaker's events do (``IN_SERVICE``).
     """
+    status = {"inservice": "InService", "failed": "Failed"}.get(status.replace("_", "").lower(), status)
     match = ROLLBACK_CONFIG.match(config_name or "")
     if match is None:
         return None

@@ -59,7 +59,7 @@ def test_rollback_returns_at_once_and_the_endpoint_event_records_it(aws):
     assert info.endpoint_config.startswith("sim-v1-rollback-")
     assert ledger.live_deployment("sim-endpoint")["version"] == "v2"  # not yet: the swap goes on
     event = {"source": "aws.sagemaker", "detail-type": "SageMaker Endpoint State Change",
-             "detail": {"EndpointName": "sim-endpoint", "EndpointStatus": "InService",
+             "detail": {"EndpointName": "sim-endpoint", "EndpointStatus": "IN_SERVICE",  # as SageMaker's events spell it
                         "EndpointConfigName": info.endpoint_config}}
     assert lambda_entry.state_change(event) == {"rollback": "recorded"}
     live = ledger.live_deployment("sim-endpoint")
@@ -81,7 +81,7 @@ def test_a_failed_rollback_is_reported_and_changes_nothing(aws):
     ledger.register_model("v1", build.id, "s3://a/model.tar.gz", None, {}, config())
     ledger.record_deployment("sim-endpoint", "v1", "sim-v1-aaaaaa", build.id)
     result = lambda_entry.state_change({"source": "aws.sagemaker", "detail": {
-        "EndpointName": "sim-endpoint", "EndpointStatus": "Failed", "EndpointConfigName": "sim-v0-rollback-1",
+        "EndpointName": "sim-endpoint", "EndpointStatus": "FAILED", "EndpointConfigName": "sim-v0-rollback-1",
         "FailureReason": "the container did not pass the ping health check"}})
     assert result == {"rollback": "failed"}
     assert ledger.live_deployment("sim-endpoint")["version"] == "v1"
