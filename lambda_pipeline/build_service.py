@@ -265,15 +265,31 @@ class BuildService:
         keeps its number and attempt; its record notes the resume. People hear of it once, when it ends."""
         ledger = self._ports.ledger
         entry = build.current_step if build.current_step in replay.ORDER else "Initialize"
-        for wait in replay.forget_from(self._ports, build.id, entry):
-            waits.forget(self._ports, build.id, wait)
-        ledger.forget_steps(build.id, replay.steps_from(entry))
+        if entry == "Train" and self._training_goes_on(build):  # adopted, or ended while no engine ran:
+            later = replay.ORDER[replay.ORDER.index("Train") + 1]  # the step waits on that job again
+            for wait in replay.forget_from(self._ports, build.id, later):
+                waits.forget(self._ports, build.id, wait)
+            ledger.forget_steps(build.id, replay.steps_from(later))
+        else:
+            for wait in replay.forget_from(self._ports, build.id, entry):
+                waits.forget(self._ports, build.id, wait)
+            ledger.forget_steps(build.id, replay.steps_from(entry))
         ledger.set_state(ACTIVE_SLOT, build.id)
         self._record_run(build, "resume", entry, build.attempt)
         image_build = bool((build.config or {}).get("image", {}).get("build"))
         self._start_execution(ledger.get_build(build.id), image_build)
         logger.info("build resumed", extra={"build": build.number, "from": entry})
         return ledger.get_build(build.id)
+
+    def _training_goes_on(self, build: Build) -> bool:
+        """Whether a resumed build's training job still runs or ended well while no engine ran."""
+        if not build.training_job or waits.current(self._ports, build.id, "training") is None:
+            return False
+        try:
+            status = self._ports.training.describe_training_job(build.training_job)["TrainingJobStatus"]
+        except NotFound:
+            return False
+        return status in ("InProgress", "Completed")
 
     def _check_retryable(self, build: Build) -> None:
         if build.status == BuildStatus.GATE_FAILED:

@@ -89,8 +89,12 @@ def cmd_up(ctx: Context, args: argparse.Namespace) -> int:
         info = service.start()
         ctx.ui.say(f"SageBuild engine for {ctx.project}")
         ctx.ui.say(f"  API      {info['url']}  (pid {info['pid']})")
-        for job in info["killed_jobs"]:
-            ctx.ui.say(f"  training job {job} was left running by the previous engine; stopped")
+        for job in info["jobs"]["adopted"]:
+            ctx.ui.say(f"  training job {job} kept running while the engine was down; its build goes on with it")
+        for job in info["jobs"]["ended"]:
+            ctx.ui.say(f"  training job {job} ended while the engine was down; its result is used")
+        for job in info["jobs"]["lost"]:
+            ctx.ui.say(f"  training job {job} was cut off when the engine stopped; it will run again")
         for number, step in info["resumed"]:
             ctx.ui.say(f"  build #{number} was running when the engine stopped; it continues from {step}, "
                        "keeping the steps it finished")

@@ -170,7 +170,7 @@ class LocalService:
 
     def start(self) -> dict[str, Any]:
         """Recover what a dead engine left, restore endpoints, serve the API. Returns engine info."""
-        killed = self.training.recover()  # first: a resumed build must not find its new job killed
+        jobs = self.training.recover()  # first: adopted or ended jobs are known before their builds resume
         restored = self.hosting.restore()
         self.builds.prepare()
         resumed = self.builds.recover()
@@ -184,7 +184,7 @@ class LocalService:
         write_private(self.paths.engine_file, json.dumps(info, indent=2))
         self._started = True
         self._register(info)
-        info.update(resumed=[(b.number, b.current_step) for b in resumed], killed_jobs=killed, endpoints=restored)
+        info.update(resumed=[(b.number, b.current_step) for b in resumed], jobs=jobs, endpoints=restored)
         return info
 
     def _register(self, info: dict[str, Any]) -> None:

@@ -1,7 +1,10 @@
 """End to end through the real engine (`sagebuild up` as a subprocess), real training and serving."""
+import contextlib
 import json
+import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -155,37 +158,100 @@ def test_builds_queue_behind_a_running_one_or_are_refused(project, engine):
     engine.wait_build("latest")
 
 
-def test_engine_killed_mid_build_then_restarted_continues_the_build_from_its_step(project):
+GATED = """
+import os, runpy, time
+print("epoch 1", flush=True)
+while not os.path.exists({flag!r}):
+    time.sleep(0.05)
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def wait_for(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return value
+
+
+def _job_log(project: Path, job: str) -> str:
+    return (project / ".sagebuild" / "jobs" / job / "job.log").read_text()
+
+
+def test_engine_killed_mid_training_then_restarted_adopts_the_job_and_the_build_goes_on(project, tmp_path):
     engine = EngineProcess(project).start()
     try:
         assert engine.wait_build(engine.start_build("kept")["number"])["status"] == "SUCCEEDED"
+        running_flag, ended_flag = tmp_path / "go-running", tmp_path / "go-ended"
+        (project / "model" / "gated.py").write_text(GATED.format(flag=str(running_flag)))
+        edit_config(project, training={"entry_point": "gated.py"})
+        # 1. the training still runs when the next engine comes: it is adopted, not started again
+        number = engine.start_build("cut off while training")["number"]
+        before = engine.wait_build(number, step="Train")
+        job = wait_for(lambda: engine.build(number)["training_job"])
+        wait_for(lambda: "epoch 1" in _job_log(project, job))
+        engine.kill()  # SIGKILL: no chance to clean up
+        assert marked_processes(project), "the training job died with its engine"
+        started = time.monotonic()
+        engine = EngineProcess(project).start()
+        resumed = wait_for(lambda: (b := engine.build(number))["runs"] and b)
+        continued = time.monotonic() - started
+        assert resumed["status"] == "RUNNING" and resumed["current_step"] == "Train"
+        assert "training job " + job + " kept running while the engine was down" in engine.log.read_text()
+        running_flag.write_text("go")
+        build = engine.wait_build(number)
+        assert build["status"] == "SUCCEEDED", build["failure_reason"]
+        assert (build["number"], build["attempt"], build["training_job"]) == (number, 1, job)  # one job
+        assert [(r["kind"], r["from"]) for r in build["runs"]] == [("resume", "Train")]
+        assert _job_log(project, job).count("epoch 1") == 1  # the script ran once, its log kept growing
+        assert next(s for s in build["steps"] if s["name"] == "Initialize") == \
+            next(s for s in before["steps"] if s["name"] == "Initialize")  # not run again
+        print(f"restart to the build going on: {continued:.2f} s")
+        # 2. the training ends while no engine runs: its result is used, nothing is trained again
+        (project / "model" / "gated.py").write_text(GATED.format(flag=str(ended_flag)))
+        number = engine.start_build("ended while the engine was down")["number"]
+        job = wait_for(lambda: engine.build(number)["training_job"])
+        wait_for(lambda: "epoch 1" in _job_log(project, job))
+        engine.kill()
+        ended_flag.write_text("go")
+        wait_for(lambda: (project / ".sagebuild" / "jobs" / job / "exit.json").exists(), 60)
+        engine = EngineProcess(project).start()
+        build = engine.wait_build(number)
+        assert build["status"] == "SUCCEEDED" and build["training_job"] == job and build["version"] == "v3"
+        assert "training job " + job + " ended while the engine was down; its result is used" in engine.log.read_text()
+        assert _job_log(project, job).count("epoch 1") == 1
+        deadline = time.monotonic() + 30
+        while engine.endpoint()["model_version"] != "v3":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert invoke(engine.endpoint()["url"])[0] == 200
+    finally:
+        engine.stop()
+
+
+def test_engine_killed_before_training_then_restarted_continues_from_the_step_it_was_at(project):
+    """Cut off during a step whose work is gone (here: a training job killed with the engine's
+    whole process group), the step runs again: a new job, the build goes on."""
+    engine = EngineProcess(project).start()
+    try:
         (project / "model" / "slow.py").write_text(SLOW)
         edit_config(project, training={"entry_point": "slow.py"})
         number = engine.start_build("will be cut off")["number"]
-        before = engine.wait_build(number, step="Train")
+        job = wait_for(lambda: engine.build(number)["training_job"])
         wait_for_training_processes(project, 2)
-        engine.kill()  # SIGKILL: no chance to clean up
-        time.sleep(0.5)
-        leftovers = marked_processes(project)  # the direct child died with the engine (PDEATHSIG)
+        for pid in marked_processes(project):  # as if the machine's power went: nothing survives
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        engine.kill()
         (project / "model" / "slow.py").write_text((project / "model" / "train.py").read_text())  # quick now
         engine = EngineProcess(project).start()
         build = engine.wait_build(number)
         assert build["status"] == "SUCCEEDED", build["failure_reason"]
-        assert build["number"] == number and build["attempt"] == 1 and build["version"] == "v2"
+        assert build["number"] == number and build["attempt"] == 1 and build["version"] == "v1"
         assert [(r["kind"], r["from"]) for r in build["runs"]] == [("resume", "Train")]
-        initialize = next(s for s in build["steps"] if s["name"] == "Initialize")
-        assert initialize == next(s for s in before["steps"] if s["name"] == "Initialize")  # not run again
-        assert build["training_job"] == before["training_job"] + "-t2"
-        assert "continues from Train" in engine.log.read_text()
-        assert not [p for p in marked_processes(project) if p in leftovers], f"strays survived the restart: {leftovers}"
-        first = engine.build(1)
-        assert first["status"] == "SUCCEEDED" and first["version"] == "v1"
-        assert [s["name"] for s in first["steps"]][-1] == "Notify"
-        deadline = time.monotonic() + 30
-        while engine.endpoint()["model_version"] != "v2":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        assert invoke(engine.endpoint()["url"])[0] == 200
+        assert build["training_job"] == job + "-t2"
+        assert "was cut off when the engine stopped; it will run again" in engine.log.read_text()
     finally:
         engine.stop()
 

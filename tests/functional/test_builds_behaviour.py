@@ -217,7 +217,9 @@ def test_builds_queue_behind_the_running_one_and_start_when_its_execution_ends(b
 def test_of_six_starts_at_the_same_moment_exactly_one_runs(backend):
     backend.make_slow()
     results = starts_at_once(backend, 6, lambda builds, i: builds.start(f"person {i}").status)
-    assert sorted(results) == ["QUEUED"] * 5 + ["RUNNING"]
+    # Whoever wins the launch slot launches the oldest queued build, which may be another caller's:
+    # that caller may have read its build as QUEUED a moment before. The ledger is the truth.
+    assert set(results) <= {"QUEUED", "RUNNING"} and results.count("RUNNING") <= 1
     statuses = [b.status for b in backend.ports.ledger.list_builds(10)]
     assert statuses.count("RUNNING") == 1 and statuses.count("QUEUED") == 5
     assert [e for e, _ in backend.notifications()].count("build.started") == 1

@@ -1,5 +1,7 @@
 """The local training platform honours the SageMaker training container contract."""
 import json
+import os
+import signal
 import textwrap
 import time
 from pathlib import Path
@@ -174,12 +176,52 @@ def test_missing_entry_point_fails_clearly(world):
     assert "entry point 'nope.py' is not in the source directory" in job["FailureReason"]
 
 
-def test_recover_kills_strays_and_marks_jobs_failed(world, tmp_path):
+def _until(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_restarted_engine_adopts_running_jobs_uses_ended_ones_and_fails_lost_ones(world, tmp_path):
     project, artifacts, platform, source = world
-    write_script(project, "train.py", "import time\ntime.sleep(60)\n")
-    platform.create_training_job(spec(source, "job-7", "train.py"))
+    flag = tmp_path / "go"
+    write_script(project, "train.py", textwrap.dedent(f"""
+        import os, time
+        print("epoch 1", flush=True)
+        while not os.path.exists({str(flag)!r}):
+            time.sleep(0.05)
+        open(os.path.join(os.environ["SM_MODEL_DIR"], "m"), "w").write("model")
+        """))
+    for name in ("job-run", "job-lost"):
+        platform.create_training_job(spec(source, name, "train.py"))
+        _until(lambda n=name: "epoch 1" in platform.read_log(n).text)
+    os.killpg(platform._row("job-lost")["pid"], signal.SIGKILL)  # runner and script die: no record of the end
+    _until(lambda: not _alive(platform._row("job-lost")["pid"]))
     # a second platform on the same database plays the restarted engine
     fresh = LocalTrainingPlatform(str(tmp_path / "jobs"), str(tmp_path / "db.sqlite"), artifacts)
-    assert fresh.recover() == ["job-7"]
-    job = fresh.describe_training_job("job-7")
-    assert job["TrainingJobStatus"] == "Failed" and "interrupted" in job["FailureReason"]
+    platform._running.clear()  # the first engine is gone: it no longer watches anything
+    found = fresh.recover()
+    assert found == {"adopted": ["job-run"], "ended": [], "lost": ["job-lost"]}
+    assert "interrupted" in fresh.describe_training_job("job-lost")["FailureReason"]
+    flag.write_text("go")
+    _until(lambda: fresh.describe_training_job("job-run")["TrainingJobStatus"] != "InProgress")
+    job = fresh.describe_training_job("job-run")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert fresh.read_log("job-run").text.count("epoch 1") == 1  # the script ran once; its log is the same file
+    again = LocalTrainingPlatform(str(tmp_path / "jobs"), str(tmp_path / "db.sqlite"), artifacts)
+    assert again.recover() == {"adopted": [], "ended": [], "lost": []}  # nothing left to recover
+
+
+def test_a_job_that_ended_while_no_engine_ran_is_recorded_from_its_exit_file(world, tmp_path):
+    project, artifacts, platform, source = world
+    write_script(project, "train.py", "import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm'), 'w').write('x')\n")
+    platform._on_exit = lambda name, returncode: None  # the engine dies before it sees the end
+    platform.create_training_job(spec(source, "job-quick", "train.py"))
+    work = Path(platform.work_dir("job-quick"))
+    _until(lambda: (work / "exit.json").exists())
+    assert platform.describe_training_job("job-quick")["TrainingJobStatus"] == "InProgress"
+    fresh = LocalTrainingPlatform(str(tmp_path / "jobs"), str(tmp_path / "db.sqlite"), artifacts)
+    assert fresh.recover() == {"adopted": [], "ended": ["job-quick"], "lost": []}
+    job = fresh.describe_training_job("job-quick")
+    assert job["TrainingJobStatus"] == "Completed" and job["ModelArtifacts"]["S3ModelArtifacts"]

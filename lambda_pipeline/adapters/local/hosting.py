@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable, Iterable, Union
 
-from ...errors import NotFound, SageBuildError
+from ...errors import NotFound, SageBuildError, TransientError
 from .artifacts import LocalArtifactStore
 from .db import Database
 from .environments import LocalEnvironments, model_environment_spec
@@ -174,7 +174,8 @@ class LocalHostingPlatform:
         self._config(config_name)
         row = self._row(name)
         if row["status"] in ("Creating", "Updating"):
-            raise SageBuildError(f"endpoint {name!r} is {row['status']}; wait for it to finish")
+            # busy a moment (restored after a restart, or another update): the state machine retries
+            raise TransientError(f"endpoint {name!r} is {row['status']}; wait for it to finish")
         self._save(name, row["config_name"], "Updating", endpoint.port, None)
         endpoint.pending = config_name
         threading.Thread(target=self._roll_out, args=(endpoint, config_name, False),

@@ -1,4 +1,5 @@
-"""Child processes that never outlive the engine.
+"""Child processes that never outlive the engine (except training jobs' runners, which the next
+engine adopts: see ``job_runner.py``).
 
 Each child is started by a supervisor thread that lives exactly as long as the child, with
 ``PR_SET_PDEATHSIG`` = SIGKILL: the kernel kills the child if its parent thread dies, which a
@@ -30,9 +31,10 @@ def die_with_parent() -> None:
 
 def spawn_supervised(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int | IO[bytes] | None,
                      stderr: int | IO[bytes] | None, on_exit: Callable[[subprocess.Popen[bytes]], None],
-                     name: str = "child") -> subprocess.Popen[bytes]:
+                     name: str = "child", outlive_engine: bool = False) -> subprocess.Popen[bytes]:
     """Start ``argv`` from a dedicated thread that waits for it, then calls ``on_exit(proc)``.
 
+    ``outlive_engine``: no death signal (a training job's runner, which the next engine adopts).
     Returns the Popen once the process exists. Raises OSError if it cannot start.
     """
     ready = threading.Event()
@@ -41,7 +43,7 @@ def spawn_supervised(argv: list[str], *, cwd: str, env: dict[str, str], stdout: 
     def supervise() -> None:
         try:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr,
-                                    stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+                                    stdin=subprocess.DEVNULL, preexec_fn=None if outlive_engine else die_with_parent,
                                     start_new_session=True)
         except OSError as exc:
             box["error"] = exc

@@ -8,6 +8,7 @@ durable state; the job log is a file in the work folder.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -28,10 +29,44 @@ from .artifacts import LocalArtifactStore
 from .db import Database
 from .environments import LocalEnvironments
 from .job_events import JobEvents
+from .job_runner import read_exit
 from .processes import find_marked_processes, kill_tree, spawn_supervised, terminate_gracefully
 from .tarballs import pack_dir, unpack
 
 __all__ = ["LocalTrainingPlatform", "build_training_env"]
+
+_RUNNER = str(Path(__file__).with_name("job_runner.py"))  # run as a file: no package import at start
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _owner_of(pid: int) -> str:
+    """The ``SAGEBUILD_OWNER`` a process was started with ("" if it is not ours or is gone)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return ""
+    for item in environ:
+        if item.startswith(b"SAGEBUILD_OWNER="):
+            return item.split(b"=", 1)[1].decode(errors="replace")
+    return ""
+
+
+def _terminate_group(pid: int, grace_seconds: float) -> None:
+    """SIGTERM a process group we did not start, then SIGKILL it after ``grace_seconds``."""
+    kill_tree(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        kill_tree(pid, signal.SIGKILL)
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +141,10 @@ class _Running:
         self.stop_reason: str | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
         self.log_lock = threading.Lock()
-        self.readers: list[threading.Thread] = []
-        self.pumping = threading.Event()  # set once the readers run: a job's end waits for them
+        self.pumping = threading.Event()  # set once the runner started: a job's end waits for that
         self.log: Any = None
         self.installer: subprocess.Popen[bytes] | None = None  # uv, while the environment is prepared
+        self.adopted: int | None = None  # the runner's PID, for a job a previous engine started
         self.start_lock = threading.Lock()  # a stop and the script's start do not cross
 
 
@@ -240,16 +275,14 @@ class LocalTrainingPlatform:
 
     def _launch(self, name: str, run: _Running, work: Path, python: str, argv: list[str], env: dict[str, str],
                 spec: dict[str, Any]) -> None:
+        """Start the script under its runner (``job_runner.py``), which appends its output to the
+        job log, records how it ended, and outlives this engine (the next one adopts it)."""
         max_runtime = int(spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
-        proc = spawn_supervised([python, *argv], cwd=str(work / "code"), env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                on_exit=lambda p: self._on_exit(name, p), name=name)
+        run.log.close()  # the runner writes the log from now on
+        proc = spawn_supervised([sys.executable, _RUNNER, str(work), "--", python, *argv], cwd=str(work / "code"),
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                on_exit=lambda p: self._on_exit(name, p.returncode), name=name, outlive_engine=True)
         run.proc = proc
-        log = run.log
-        run.readers = [threading.Thread(target=self._pump, args=(proc.stdout, log, run, False), daemon=True),
-                       threading.Thread(target=self._pump, args=(proc.stderr, log, run, True), daemon=True)]
-        for reader in run.readers:
-            reader.start()
         run.pumping.set()
         with self._db.transaction() as conn:
             conn.execute("UPDATE training_jobs SET pid = ?, started_at = ?, secondary_status = 'Training'"
@@ -282,6 +315,9 @@ class LocalTrainingPlatform:
             return
         with run.start_lock:
             run.stop_reason = reason
+            if run.adopted is not None:  # a job a previous engine started: its group, by PID
+                threading.Thread(target=_terminate_group, args=(run.adopted, self._grace), daemon=True).start()
+                return
             if run.proc is None:  # still preparing its environment: end the installer, if one runs
                 if run.installer is not None:
                     kill_tree(run.installer.pid, signal.SIGTERM)
@@ -300,20 +336,36 @@ class LocalTrainingPlatform:
         return LogChunk(text=data.decode("utf-8", "replace"), next_offset=offset + len(data), complete=complete)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def recover(self) -> list[str]:
-        """After an engine restart: kill strays of jobs that were active and mark them Failed."""
-        recovered = []
-        for row in self._db.query("SELECT name, work_dir FROM training_jobs WHERE status IN ('InProgress', 'Stopping')"):
-            for pid in find_marked_processes(OWNER_PREFIX + row["work_dir"]):
-                kill_tree(pid)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            self._finish(row["name"], "Failed", "Failed",
-                         "the engine stopped while this job ran (interrupted); its process was killed")
-            recovered.append(row["name"])
-        return recovered
+    def recover(self) -> dict[str, list[str]]:
+        """After an engine restart, each job the dead engine ran: ``adopted`` (its runner still
+        runs: its end is noticed as any job's), ``ended`` (it ended while no engine ran: its
+        result is recorded now), ``lost`` (no runner and no end: killed, recorded Failed)."""
+        found: dict[str, list[str]] = {"adopted": [], "ended": [], "lost": []}
+        for row in self._db.query("SELECT * FROM training_jobs WHERE status IN ('InProgress', 'Stopping')"):
+            name, pid = row["name"], row["pid"]
+            if read_exit(row["work_dir"]) is not None:
+                self._on_exit(name, None)
+                found["ended"].append(name)
+            elif pid and _alive(pid) and OWNER_PREFIX + row["work_dir"] in _owner_of(pid):
+                run = _Running()
+                run.adopted = pid
+                run.pumping.set()
+                self._running[name] = run
+                spec = json.loads(row["spec"])
+                left = int(spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)) - (
+                    self._clock() - (row["started_at"] or row["created_at"]))
+                threading.Thread(target=self._watch_adopted, args=(name, pid, left), name=f"adopted-{name}",
+                                 daemon=True).start()
+                found["adopted"].append(name)
+            else:
+                for stray in find_marked_processes(OWNER_PREFIX + row["work_dir"]):
+                    kill_tree(stray)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(stray, signal.SIGKILL)
+                self._finish(name, "Failed", "Failed",
+                             "the engine stopped while this job ran (interrupted), and its process is gone")
+                found["lost"].append(name)
+        return found
 
     def shutdown(self) -> None:
         """Stop every active job (engine shutting down)."""
@@ -324,6 +376,9 @@ class LocalTrainingPlatform:
             if run.proc is not None and run.proc.poll() is None:
                 run.stop_reason = "EngineShutdown"
                 terminate_gracefully(run.proc, self._grace)
+            if run.adopted is not None and _alive(run.adopted):
+                run.stop_reason = "EngineShutdown"
+                _terminate_group(run.adopted, self._grace)
 
     def active_jobs(self) -> set[str]:
         """Names of the jobs still InProgress or Stopping (one query, no waiting)."""
@@ -354,16 +409,6 @@ class LocalTrainingPlatform:
             {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"}, indent=2))
         return channels
 
-    def _pump(self, stream: Any, log: Any, run: _Running, is_stderr: bool) -> None:
-        for line in iter(stream.readline, b""):
-            if is_stderr:
-                text = line.decode("utf-8", "replace").rstrip()
-                if text:
-                    run.stderr_tail.append(text)
-            with run.log_lock:
-                log.write(line)
-        stream.close()
-
     def _enforce_max_runtime(self, name: str, proc: subprocess.Popen[bytes], max_runtime: int) -> None:
         try:
             proc.wait(timeout=max_runtime)
@@ -371,17 +416,30 @@ class LocalTrainingPlatform:
             logger.warning("training job exceeded its max runtime", extra={"job": name, "seconds": max_runtime})
             self.stop_training_job(name, reason="MaxRuntimeExceeded")
 
-    def _on_exit(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+    def _watch_adopted(self, name: str, pid: int, max_runtime_left: float) -> None:
+        """An adopted job's runner is not our child: look for its end twice a second."""
+        deadline = time.monotonic() + max(max_runtime_left, 0.0)
+        while _alive(pid):
+            if time.monotonic() > deadline and self._running.get(name) and not self._running[name].stop_reason:
+                logger.warning("adopted training job exceeded its max runtime", extra={"job": name})
+                self.stop_training_job(name, reason="MaxRuntimeExceeded")
+            time.sleep(0.5)
+        self._on_exit(name, None)
+
+    def _on_exit(self, name: str, returncode: int | None) -> None:
+        """The runner ended: how the script ended is in ``exit.json`` (a runner that was killed
+        itself leaves none: then its own exit code says what little is known)."""
         run = self._running.get(name) or _Running()
-        if name in self._running:  # a script that ends at once may end before its readers started
+        if name in self._running:  # a script that ends at once may end before its start is recorded
             run.pumping.wait(timeout=5)
         self._running.pop(name, None)
-        for reader in run.readers:
-            reader.join(timeout=5)
-        if run.log is not None:
-            run.log.close()
         work = Path(self._row(name)["work_dir"])
-        rc = proc.returncode
+        ended = read_exit(work)
+        if ended is not None:
+            rc = int(ended.get("rc", 1))
+            run.stderr_tail.extend(str(line) for line in ended.get("stderr_tail") or [])
+        else:
+            rc = returncode if returncode is not None else -signal.SIGKILL
         if run.stop_reason is not None:
             reason = ("the job exceeded its max runtime and was stopped" if run.stop_reason == "MaxRuntimeExceeded"
                       else "the job was stopped")
