@@ -125,10 +125,10 @@ def answer(p: Ports, kind: str, name: str, checks: dict[str, Check]) -> str:
                 _callbacks(p).send_task_heartbeat(record["token"])
                 return "running"
             outcome = {"result": result}
-    return _send(p, key, record, outcome)
+    return _send(p, key, record, outcome, claimed)
 
 
-def _send(p: Ports, key: str, record: dict[str, Any], outcome: dict[str, Any]) -> str:
+def _send(p: Ports, key: str, record: dict[str, Any], outcome: dict[str, Any], claimed: str) -> str:
     """Answer the token. A token nobody waits on any more (its state timed out and is being entered
     again) keeps the outcome in the record: the state's next token gets it without a second check,
     so the check's ledger writes happen once."""
@@ -140,13 +140,19 @@ def _send(p: Ports, key: str, record: dict[str, Any], outcome: dict[str, Any]) -
     else:
         # The cause first (moto 5.2.5's SendTaskFailure drops it): RecordFailure may read it the
         # moment the failure is delivered, before this function writes anything after sending.
-        p.ledger.set_state(key, json.dumps({**record, "status": "answering", "failure": outcome}))
+        with_cause = json.dumps({**record, "status": "answering", "failure": outcome})
+        if not p.ledger.swap_state(key, claimed, with_cause):
+            return "duplicate"  # the wait was forgotten meanwhile (a retry or a resume runs the step again)
+        claimed = with_cause
         delivered = callbacks.send_task_failure(record["token"], outcome["error"], outcome["cause"])
+    # Compare-and-swap from what this answer wrote: a wait a retry or a resume forgot meanwhile
+    # stays forgotten (an unconditional write would bring the old job back to the new execution).
     if delivered:  # a failure's cause stays here too
         failure = None if "result" in outcome else outcome
-        p.ledger.set_state(key, json.dumps({**record, "status": "answered", "outcome": None, "failure": failure}))
+        p.ledger.swap_state(key, claimed, json.dumps({**record, "status": "answered", "outcome": None,
+                                                      "failure": failure}))
     else:
-        p.ledger.set_state(key, json.dumps({**record, "status": "waiting", "outcome": outcome}))
+        p.ledger.swap_state(key, claimed, json.dumps({**record, "status": "waiting", "outcome": outcome}))
     return "succeeded" if "result" in outcome else "failed"
 
 
