@@ -251,7 +251,9 @@ def test_engine_killed_before_training_then_restarted_continues_from_the_step_it
         assert build["number"] == number and build["attempt"] == 1 and build["version"] == "v1"
         assert [(r["kind"], r["from"]) for r in build["runs"]] == [("resume", "Train")]
         assert build["training_job"] == job + "-t2"
-        assert "was cut off when the engine stopped; it will run again" in engine.log.read_text()
+        # The dying engine may see its runner killed and record the job Failed itself, or the next one
+        # finds it lost (tests/functional/test_training_contract.py): either way nothing of it runs.
+        assert marked_processes(project) == []
     finally:
         engine.stop()
 
