@@ -242,15 +242,12 @@ class BuildService:
             raise AlreadyRunning(f"another build is being launched this moment; retry build {build.number} "
                                  "in a moment")
         entry = replay.entry_step(build)
-        for wait in replay.forget_from(self._ports, build.id, entry):
-            waits.forget(self._ports, build.id, wait)
-        ledger.forget_steps(build.id, replay.steps_from(entry))
+        self._run_again_from(build, entry)
         attempt = build.attempt + 1
-        self._record_run(build, "retry", entry, attempt)
+        run = self._record_run(build, "retry", entry, attempt)
         ledger.update_build(build.id, status=BuildStatus.RUNNING, ended_at=None, failed_step=None,
                             failure_reason=None, error_type=None, current_step=entry, attempt=attempt)
-        assert build.config is not None
-        self._start_execution(ledger.get_build(build.id), bool(build.config["image"]["build"]))
+        self._start_execution(ledger.get_build(build.id), run)
         logger.info("build retried", extra={"build": build.number, "attempt": attempt, "from": entry})
         return ledger.get_build(build.id)
 
@@ -266,18 +263,12 @@ class BuildService:
         ledger = self._ports.ledger
         entry = build.current_step if build.current_step in replay.ORDER else "Initialize"
         if entry == "Train" and self._training_goes_on(build):  # adopted, or ended while no engine ran:
-            later = replay.ORDER[replay.ORDER.index("Train") + 1]  # the step waits on that job again
-            for wait in replay.forget_from(self._ports, build.id, later):
-                waits.forget(self._ports, build.id, wait)
-            ledger.forget_steps(build.id, replay.steps_from(later))
+            self._run_again_from(build, replay.ORDER[replay.ORDER.index("Train") + 1])  # Train waits on it again
         else:
-            for wait in replay.forget_from(self._ports, build.id, entry):
-                waits.forget(self._ports, build.id, wait)
-            ledger.forget_steps(build.id, replay.steps_from(entry))
+            self._run_again_from(build, entry)
         ledger.set_state(ACTIVE_SLOT, build.id)
-        self._record_run(build, "resume", entry, build.attempt)
-        image_build = bool((build.config or {}).get("image", {}).get("build"))
-        self._start_execution(ledger.get_build(build.id), image_build)
+        run = self._record_run(build, "resume", entry, build.attempt)
+        self._start_execution(ledger.get_build(build.id), run)
         logger.info("build resumed", extra={"build": build.number, "from": entry})
         return ledger.get_build(build.id)
 
@@ -305,6 +296,12 @@ class BuildService:
             raise NotRetryable(f"build {build.number} never started ({build.failure_reason or 'no config'}): "
                                "start a new build")
 
+    def _run_again_from(self, build: Build, step: str) -> None:
+        """``step`` and every later one run again: their kept outputs, waits and records go."""
+        for wait in replay.forget_from(self._ports, build.id, step):
+            waits.forget(self._ports, build.id, wait)
+        self._ports.ledger.forget_steps(build.id, replay.steps_from(step))
+
     def _record_run(self, build: Build, kind: str, entry: str, attempt: int) -> int:
         """Note a later execution of ``build`` in its record; returns its run number (2, 3, ...)."""
         runs = self._runs_of(build.id)
@@ -312,9 +309,10 @@ class BuildService:
         self._ports.ledger.set_state(f"runs:{build.id}", json.dumps(runs))
         return len(runs) + 1
 
-    def _start_execution(self, build: Build, image_build: bool) -> None:
-        """A later execution of a build (retry, resume): same input, a run-numbered name."""
-        run = len(self._runs_of(build.id)) + 1
+    def _start_execution(self, build: Build, run: int) -> None:
+        """Execution number ``run`` of a build (a retry, a resume): same input, a run-numbered name,
+        the definition its config snapshot needs."""
+        image_build = bool((build.config or {}).get("image", {}).get("build"))
         try:
             arn = self._executor.start(execution_name(build, run), {"build_id": build.id}, image_build=image_build)
         except SageBuildError as exc:
