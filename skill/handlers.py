@@ -157,6 +157,13 @@ class _Base(AbstractRequestHandler):
         return self.answer(handler_input, speech.plain("UNKNOWN_PIPELINE_OF", said=_esc(said),
                                                        known=self.either(handler_input, names)))
 
+    def ask_first(self, handler_input: HandlerInput, chosen: str, pending: dict[str, Any], text: str,
+                  reprompt: str) -> Response:
+        """Keep the action (stop, retry, rollback) for the yes or no, and ask: what changes a
+        pipeline is confirmed first."""
+        handler_input.attributes_manager.session_attributes[PENDING] = {**pending, "pipeline": chosen}
+        return self.answer(handler_input, text, keep_open=True, reprompt=reprompt)
+
     def choose_for_action(self, handler_input: HandlerInput) -> str | Response:
         """The pipeline a start, stop or rollback is for, or the response that asks or refuses.
 
@@ -516,12 +523,10 @@ class StopBuildHandler(_Base):
         if build.done:
             return self.answer(handler_input, self.tagged(handler_input, chosen,
                                                           speech.say("STOP_ALREADY_ENDED", number=build.number)))
-        handler_input.attributes_manager.session_attributes[PENDING] = {"action": "stop", "build": build.number,
-                                                                         "pipeline": chosen}
         step = speech.step(build.current_step) if build.status == BuildStatus.RUNNING else speech.raw("WORD_QUEUED")
         text = self.tagged(handler_input, chosen, speech.plain("STOP_CONFIRM", number=build.number, step=step))
-        return self.answer(handler_input, text, keep_open=True,
-                           reprompt=speech.say("STOP_CONFIRM_REPROMPT", number=build.number))
+        return self.ask_first(handler_input, chosen, {"action": "stop", "build": build.number}, text,
+                              speech.say("STOP_CONFIRM_REPROMPT", number=build.number))
 
     @staticmethod
     def _active(builds: Builds) -> Build | None:
@@ -554,13 +559,10 @@ class RetryBuildHandler(_Base):
         if refusal is not None:
             return self.answer(handler_input, self.tagged(handler_input, chosen,
                                                           speech.say(refusal, number=build.number)))
-        step = retry_step(build)
-        handler_input.attributes_manager.session_attributes[PENDING] = {"action": "retry", "build": build.number,
-                                                                         "pipeline": chosen}
         text = self.tagged(handler_input, chosen, speech.plain("RETRY_CONFIRM", number=build.number,
-                                                               step=speech.step(step)))
-        return self.answer(handler_input, text, keep_open=True,
-                           reprompt=speech.say("RETRY_CONFIRM_REPROMPT", number=build.number))
+                                                               step=speech.step(retry_step(build))))
+        return self.ask_first(handler_input, chosen, {"action": "retry", "build": build.number}, text,
+                              speech.say("RETRY_CONFIRM_REPROMPT", number=build.number))
 
 
 def retry_step(build: Build) -> str:
@@ -602,13 +604,11 @@ class RollbackHandler(_Base):
         except NotFound:
             return self.answer(handler_input, self.tagged(handler_input, chosen,
                                                           speech.say("ROLLBACK_NOT_FOUND", version=wanted)))
-        handler_input.attributes_manager.session_attributes[PENDING] = {"action": "rollback", "version": plan["to"],
-                                                                         "from": plan["from"], "pipeline": chosen}
         spoken = self.label(handler_input, chosen) if len(self.names(handler_input)) > 1 else plan["pipeline"].replace("-", " ")
         text = speech.say("ROLLBACK_CONFIRM", pipeline=spoken,
                           current=speech.version(plan["from"]), target=speech.version(plan["to"]))
-        return self.answer(handler_input, text, keep_open=True,
-                           reprompt=speech.say("ROLLBACK_CONFIRM_REPROMPT", target=speech.version(plan["to"])))
+        return self.ask_first(handler_input, chosen, {"action": "rollback", "version": plan["to"], "from": plan["from"]},
+                              text, speech.say("ROLLBACK_CONFIRM_REPROMPT", target=speech.version(plan["to"])))
 
 
 class YesHandler(_Base):
