@@ -196,11 +196,12 @@ def test_a_restarted_engine_adopts_running_jobs_uses_ended_ones_and_fails_lost_o
     for name in ("job-run", "job-lost"):
         platform.create_training_job(spec(source, name, "train.py"))
         _until(lambda n=name: "epoch 1" in platform.read_log(n).text)
+    platform._on_exit = lambda name, returncode: None  # the first engine is dead: it records no end
     os.killpg(platform._row("job-lost")["pid"], signal.SIGKILL)  # runner and script die: no record of the end
     _until(lambda: not _alive(platform._row("job-lost")["pid"]))
     # a second platform on the same database plays the restarted engine
     fresh = LocalTrainingPlatform(str(tmp_path / "jobs"), str(tmp_path / "db.sqlite"), artifacts)
-    platform._running.clear()  # the first engine is gone: it no longer watches anything
+    platform._running.clear()
     found = fresh.recover()
     assert found == {"adopted": ["job-run"], "ended": [], "lost": ["job-lost"]}
     assert "interrupted" in fresh.describe_training_job("job-lost")["FailureReason"]
